@@ -1,0 +1,135 @@
+// Package config is the daemon's configuration as plain data: one typed TOML
+// tree with built-in defaults, a loader for a main file plus drop-ins, and a
+// validator that reports problems without changing anything. Managers are
+// built from it in pkg/daemon, never here.
+package config
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+)
+
+// Config is the whole configuration. Every field carries a `doc` tag: the
+// `cri-runtime config` subcommand prints it above the key.
+type Config struct {
+	Listen       string `toml:"listen" json:"listen" doc:"Unix socket the CRI gRPC server listens on (kubelet --container-runtime-endpoint)."`
+	Root         string `toml:"root" json:"root" doc:"Directory for persistent state and the image store."`
+	State        string `toml:"state" json:"state" doc:"Directory for volatile state (sockets, pinned namespaces); usually on tmpfs."`
+	LogLevel     string `toml:"log_level" json:"log_level" doc:"Log level: debug, info, warn or error."`
+	LogFormat    string `toml:"log_format" json:"log_format" doc:"Log format: text or json."`
+	CgroupDriver string `toml:"cgroup_driver" json:"cgroup_driver" doc:"Cgroup driver reported to the kubelet and used for pods: cgroupfs or systemd (systemd must be init)."`
+
+	Image   ImageConfig   `toml:"image" json:"image" doc:"Image pulls and the image store."`
+	Runtime RuntimeConfig `toml:"runtime" json:"runtime" doc:"The OCI runtime and the per-container monitor."`
+	Network NetworkConfig `toml:"network" json:"network" doc:"Pod networking through CNI."`
+}
+
+// ImageConfig configures containers/image.
+type ImageConfig struct {
+	RegistriesConf  string `toml:"registries_conf" json:"registries_conf" doc:"containers registries.conf; empty means the system one (/etc/containers/registries.conf)."`
+	SignaturePolicy string `toml:"signature_policy" json:"signature_policy" doc:"containers policy.json; empty means the system one, or accept-anything with a warning when none exists."`
+}
+
+// RuntimeConfig names the programs that run containers.
+type RuntimeConfig struct {
+	Path        string `toml:"path" json:"path" doc:"Default OCI runtime binary; a bare name is looked up on PATH."`
+	MonitorPath string `toml:"monitor_path" json:"monitor_path" doc:"conmon, the per-container monitor; a bare name is looked up on PATH."`
+}
+
+// NetworkConfig configures CNI.
+type NetworkConfig struct {
+	ConfDir       string   `toml:"conf_dir" json:"conf_dir" doc:"CNI network configuration directory; the first .conflist/.conf/.json file in lexical order is the pod network."`
+	BinDirs       []string `toml:"bin_dirs" json:"bin_dirs" doc:"Directories searched for CNI plugin binaries."`
+	DefaultSubnet string   `toml:"default_subnet" json:"default_subnet" doc:"Subnet of the built-in network used while conf_dir holds no network configuration."`
+	DefaultBridge string   `toml:"default_bridge" json:"default_bridge" doc:"Linux bridge of the built-in network."`
+}
+
+// Default returns the built-in configuration: a daemon started with no config
+// file at all runs with exactly this.
+func Default() *Config {
+	return &Config{
+		Listen:       "/run/cri-runtime/cri-runtime.sock",
+		Root:         "/var/lib/cri-runtime",
+		State:        "/run/cri-runtime",
+		LogLevel:     "info",
+		LogFormat:    "text",
+		CgroupDriver: CgroupfsDriver,
+		Runtime: RuntimeConfig{
+			Path:        "runc",
+			MonitorPath: "conmon",
+		},
+		Network: NetworkConfig{
+			ConfDir:       "/etc/cni/net.d",
+			BinDirs:       []string{"/usr/lib/cni", "/opt/cni/bin"},
+			DefaultSubnet: "10.77.0.0/16",
+			DefaultBridge: "crirt0",
+		},
+	}
+}
+
+// The cgroup drivers a pod's cgroups can be managed with.
+const (
+	CgroupfsDriver = "cgroupfs"
+	SystemdDriver  = "systemd"
+)
+
+// Validate checks the configuration and changes nothing. Warnings describe
+// settings that work but are probably not what the operator meant; the error
+// names the first key that cannot work.
+func (c *Config) Validate() (warnings []string, err error) {
+	for _, p := range []struct{ key, val string }{
+		{"listen", c.Listen}, {"root", c.Root}, {"state", c.State}, {"network.conf_dir", c.Network.ConfDir},
+	} {
+		if !filepath.IsAbs(p.val) {
+			return nil, fmt.Errorf("%s: %q must be an absolute path", p.key, p.val)
+		}
+	}
+	if filepath.Clean(c.Root) == filepath.Clean(c.State) {
+		return nil, fmt.Errorf("root and state: both are %q; they must be different directories", c.Root)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return nil, fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return nil, fmt.Errorf("log_format: %q is not one of text, json", c.LogFormat)
+	}
+	switch c.CgroupDriver {
+	case CgroupfsDriver, SystemdDriver:
+	default:
+		return nil, fmt.Errorf("cgroup_driver: %q is not one of %s, %s", c.CgroupDriver, CgroupfsDriver, SystemdDriver)
+	}
+	if c.Runtime.Path == "" {
+		return nil, fmt.Errorf("runtime.path: must not be empty")
+	}
+	if c.Runtime.MonitorPath == "" {
+		return nil, fmt.Errorf("runtime.monitor_path: must not be empty")
+	}
+	if len(c.Network.BinDirs) == 0 {
+		return nil, fmt.Errorf("network.bin_dirs: at least one directory is needed")
+	}
+	for _, d := range c.Network.BinDirs {
+		if !filepath.IsAbs(d) {
+			return nil, fmt.Errorf("network.bin_dirs: %q must be an absolute path", d)
+		}
+	}
+	ip, subnet, err := net.ParseCIDR(c.Network.DefaultSubnet)
+	if err != nil {
+		return nil, fmt.Errorf("network.default_subnet: %w", err)
+	}
+	if ones, bits := subnet.Mask.Size(); bits-ones < 2 {
+		return nil, fmt.Errorf("network.default_subnet: %s leaves no room for pod addresses", c.Network.DefaultSubnet)
+	}
+	if !ip.IsPrivate() {
+		warnings = append(warnings, fmt.Sprintf("network.default_subnet: %s is not a private range", c.Network.DefaultSubnet))
+	}
+	if b := c.Network.DefaultBridge; b == "" || len(b) > 15 || strings.ContainsAny(b, "/ \t") {
+		return nil, fmt.Errorf("network.default_bridge: %q is not a valid interface name (1-15 characters, no '/' or spaces)", b)
+	}
+	return warnings, nil
+}
