@@ -1,0 +1,224 @@
+// Package cni finds the pod network among the CNI configuration files and
+// checks that it can be used. With no configuration at all it supplies a
+// built-in network (bridge + host-local + portmap), so a fresh node gives its
+// pods addresses without any setup.
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// BuiltinSource is the Source of the network used when the conf dir is empty.
+const BuiltinSource = "built-in"
+
+// Options configures a Manager.
+type Options struct {
+	ConfDir  string   // where network configuration files are looked for
+	BinDirs  []string // where plugin binaries are looked for
+	CacheDir string   // libcni's result cache, needed for DEL after a restart
+	Builtin  Builtin  // the network used when ConfDir holds no configuration
+}
+
+// Builtin describes the zero-configuration network.
+type Builtin struct {
+	Name    string // network name
+	Bridge  string // Linux bridge device
+	Subnet  string // IPv4 CIDR pods get addresses from
+	DataDir string // host-local's lease directory, kept under our own root
+}
+
+// Network is the pod network in use.
+type Network struct {
+	Name    string   `json:"name"`
+	Source  string   `json:"source"` // the file it came from, or BuiltinSource
+	Plugins []string `json:"plugins"`
+
+	list *libcni.NetworkConfigList
+}
+
+// Manager tracks the pod network configuration. It re-reads the conf dir when
+// the directory or the chosen file changes, noticed on use (a few stat(2)s),
+// so there is no watcher goroutine and no polling. A network that failed to
+// load is retried on every use, so installing a missing plugin is noticed
+// without touching the configuration. Safe for concurrent use.
+type Manager struct {
+	opts   Options
+	log    *slog.Logger
+	cni    *libcni.CNIConfig
+	loop   *libcni.NetworkConfigList
+	mu     sync.Mutex
+	loaded bool // stamp, net and netErr describe a completed load
+	stamp  stamp
+	net    *Network
+	netErr error
+}
+
+// stamp identifies the state of the conf dir the current result was built from.
+type stamp struct {
+	dirMod  time.Time
+	file    string
+	fileMod time.Time
+	size    int64
+}
+
+// New returns a Manager. It does not touch the network; call Network or Ready.
+func New(opts Options, log *slog.Logger) (*Manager, error) {
+	loop, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"cri-runtime-loopback","plugins":[{"type":"loopback"}]}`))
+	if err != nil {
+		return nil, fmt.Errorf("build loopback network: %w", err)
+	}
+	return &Manager{
+		opts: opts,
+		log:  log,
+		cni:  libcni.NewCNIConfigWithCacheDir(opts.BinDirs, opts.CacheDir, nil),
+		loop: loop,
+	}, nil
+}
+
+// Network returns the pod network in use, or a *errdefs.NotReadyError saying
+// why none is usable.
+func (m *Manager) Network(ctx context.Context) (*Network, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, err := m.currentStamp()
+	if err != nil {
+		return nil, errdefs.NotReady("NetworkPluginNotReady", "read CNI conf dir %s: %w", m.opts.ConfDir, err)
+	}
+	if m.loaded && st == m.stamp && m.netErr == nil {
+		return m.net, nil
+	}
+	prevErr := m.netErr
+	m.loaded, m.stamp = true, st
+	m.net, m.netErr = m.load(ctx, st.file)
+	switch {
+	case m.netErr != nil && (prevErr == nil || prevErr.Error() != m.netErr.Error()):
+		m.log.Warn("pod network is not ready", "err", m.netErr)
+	case m.netErr == nil:
+		m.log.Info("pod network loaded", "name", m.net.Name, "source", m.net.Source, "plugins", m.net.Plugins)
+	}
+	return m.net, m.netErr
+}
+
+// currentStamp looks at the conf dir and picks the first configuration file in
+// lexical order ("" when there is none).
+func (m *Manager) currentStamp() (stamp, error) {
+	var st stamp
+	fi, err := os.Stat(m.opts.ConfDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	st.dirMod = fi.ModTime()
+	files, err := libcni.ConfFiles(m.opts.ConfDir, []string{".conflist", ".conf", ".json"})
+	if err != nil {
+		return st, err
+	}
+	if len(files) == 0 {
+		return st, nil
+	}
+	st.file = files[0] // ConfFiles returns them sorted
+	if fi, err := os.Stat(st.file); err == nil {
+		st.fileMod, st.size = fi.ModTime(), fi.Size()
+	}
+	return st, nil
+}
+
+// load reads file (or the built-in network when file is "") and checks that
+// every plugin it names is installed and speaks its CNI version.
+func (m *Manager) load(ctx context.Context, file string) (*Network, error) {
+	var (
+		list   *libcni.NetworkConfigList
+		source = file
+		err    error
+	)
+	if file == "" {
+		source = BuiltinSource
+		list, err = m.builtin()
+	} else {
+		list, err = readFile(file)
+	}
+	if err != nil {
+		return nil, errdefs.NotReady("NetworkPluginNotReady", "load CNI network from %s: %w", source, err)
+	}
+	if _, err := m.cni.ValidateNetworkList(ctx, list); err != nil {
+		return nil, errdefs.NotReady("NetworkPluginNotReady", "CNI network %q from %s is unusable: %w", list.Name, source, err)
+	}
+	if _, err := m.cni.ValidateNetworkList(ctx, m.loop); err != nil {
+		return nil, errdefs.NotReady("NetworkPluginNotReady", "CNI loopback plugin is unusable: %w", err)
+	}
+	n := &Network{Name: list.Name, Source: source, list: list}
+	for _, p := range list.Plugins {
+		n.Plugins = append(n.Plugins, p.Network.Type)
+	}
+	if file == "" {
+		m.log.Info("no CNI configuration found; pods use the built-in network",
+			"conf_dir", m.opts.ConfDir, "bridge", m.opts.Builtin.Bridge, "subnet", m.opts.Builtin.Subnet)
+	}
+	return n, nil
+}
+
+// readFile loads a .conflist, or a single-plugin .conf wrapped into a list.
+func readFile(file string) (*libcni.NetworkConfigList, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var probe struct {
+		Plugins json.RawMessage `json:"plugins"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", file, err)
+	}
+	if probe.Plugins != nil {
+		return libcni.NetworkConfFromFile(file)
+	}
+	single, err := libcni.NetworkPluginConfFromBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", file, err)
+	}
+	return libcni.ConfListFromConf(single) //nolint:staticcheck // single-plugin .conf files are still common
+}
+
+// builtin renders the zero-configuration network list.
+func (m *Manager) builtin() (*libcni.NetworkConfigList, error) {
+	b := m.opts.Builtin
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       b.Name,
+		"plugins": []any{
+			map[string]any{
+				"type":        "bridge",
+				"bridge":      b.Bridge,
+				"isGateway":   true,
+				"ipMasq":      true,
+				"hairpinMode": true,
+				"ipam": map[string]any{
+					"type":    "host-local",
+					"ranges":  [][]map[string]string{{{"subnet": b.Subnet}}},
+					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+					"dataDir": b.DataDir,
+				},
+			},
+			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
+		},
+	}
+	data, err := json.Marshal(conf)
+	if err != nil {
+		return nil, err
+	}
+	return libcni.NetworkConfFromBytes(data)
+}
