@@ -1,0 +1,51 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+func TestToStatus(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("stop container abc: %w", err) }
+	for _, tc := range []struct {
+		name string
+		err  error
+		code codes.Code
+	}{
+		{"invalid argument", wrap(errdefs.ErrInvalidArgument), codes.InvalidArgument},
+		{"not found", wrap(errdefs.ErrNotFound), codes.NotFound},
+		{"already exists", wrap(errdefs.ErrAlreadyExists), codes.AlreadyExists},
+		{"failed precondition", wrap(errdefs.ErrFailedPrecondition), codes.FailedPrecondition},
+		{"unavailable", wrap(errdefs.ErrUnavailable), codes.Unavailable},
+		{"unimplemented", wrap(errdefs.ErrUnimplemented), codes.Unimplemented},
+		{"permission denied", wrap(errdefs.ErrPermissionDenied), codes.PermissionDenied},
+		{"unauthenticated", wrap(errdefs.ErrUnauthenticated), codes.Unauthenticated},
+		{"resource exhausted", wrap(errdefs.ErrResourceExhausted), codes.ResourceExhausted},
+		{"not ready", errdefs.NotReady("X", "runc missing"), codes.Unavailable},
+		{"deadline", wrap(context.DeadlineExceeded), codes.DeadlineExceeded},
+		{"canceled", wrap(context.Canceled), codes.Canceled},
+		{"joined: first sentinel wins", errors.Join(errdefs.ErrNotFound, errdefs.ErrUnavailable), codes.NotFound},
+		{"existing status kept", status.Error(codes.OutOfRange, "x"), codes.OutOfRange},
+		{"unclassified", errors.New("disk on fire"), codes.Unknown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := toStatus(tc.err)
+			if status.Code(got) != tc.code {
+				t.Fatalf("toStatus(%v) code = %v; want %v", tc.err, status.Code(got), tc.code)
+			}
+			if s, _ := status.FromError(got); s.Message() != tc.err.Error() && tc.code != codes.OutOfRange {
+				t.Fatalf("message %q; want the error text %q", s.Message(), tc.err.Error())
+			}
+		})
+	}
+	if toStatus(nil) != nil {
+		t.Fatal("toStatus(nil) != nil")
+	}
+}

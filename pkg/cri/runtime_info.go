@@ -1,0 +1,97 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/config"
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/version"
+)
+
+// RuntimeName is what Version reports and crictl prints.
+const RuntimeName = "cri-runtime"
+
+// kubeAPIVersion is the version of the kubelet's runtime API, which has not
+// changed since the kubelet began asking.
+const kubeAPIVersion = "0.1.0"
+
+func (s *runtimeService) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{
+		Version:           kubeAPIVersion,
+		RuntimeName:       RuntimeName,
+		RuntimeVersion:    version.String(),
+		RuntimeApiVersion: "v1",
+	}, nil
+}
+
+// Status reports RuntimeReady when the OCI runtime and the monitor run, and
+// NetworkReady when a CNI network is configured and all of its plugins are
+// installed. Verbose adds JSON documents for the configuration, the programs
+// and the network.
+func (s *runtimeService) Status(ctx context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	programs, progErr := s.opts.Programs.Probe(ctx)
+	network, netErr := s.opts.Network.Network(ctx)
+	resp := &runtimeapi.StatusResponse{
+		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
+			condition(runtimeapi.RuntimeReady, progErr),
+			condition(runtimeapi.NetworkReady, netErr),
+		}},
+		RuntimeHandlers: s.runtimeHandlers(),
+		Features:        &runtimeapi.RuntimeFeatures{},
+	}
+	if req.GetVerbose() {
+		info := map[string]any{"config": s.opts.Config}
+		if progErr == nil {
+			info["programs"] = programs
+		}
+		if netErr == nil {
+			info["network"] = network
+		}
+		resp.Info = make(map[string]string, len(info))
+		for k, v := range info {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("encode status info %s: %w", k, err)
+			}
+			resp.Info[k] = string(b)
+		}
+	}
+	return resp, nil
+}
+
+// condition turns a readiness error into a CRI condition: a NotReadyError's
+// reason is kept, anything else is reported under a generic reason.
+func condition(typ string, err error) *runtimeapi.RuntimeCondition {
+	if err == nil {
+		return &runtimeapi.RuntimeCondition{Type: typ, Status: true}
+	}
+	reason := typ[:len(typ)-len("Ready")] + "NotReady"
+	var nr *errdefs.NotReadyError
+	if errors.As(err, &nr) {
+		reason = nr.Reason
+	}
+	return &runtimeapi.RuntimeCondition{Type: typ, Status: false, Reason: reason, Message: err.Error()}
+}
+
+// runtimeHandlers lists the default handler ("") and each named one. Features
+// are reported only once they are implemented.
+func (s *runtimeService) runtimeHandlers() []*runtimeapi.RuntimeHandler {
+	out := []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{}}}
+	for _, h := range s.opts.Handlers {
+		out = append(out, &runtimeapi.RuntimeHandler{Name: h, Features: &runtimeapi.RuntimeHandlerFeatures{}})
+	}
+	return out
+}
+
+func (s *runtimeService) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
+	driver := runtimeapi.CgroupDriver_CGROUPFS
+	if s.opts.CgroupDriver == config.SystemdDriver {
+		driver = runtimeapi.CgroupDriver_SYSTEMD
+	}
+	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil
+}

@@ -1,0 +1,75 @@
+// Package cri is the gRPC adapter between the kubelet and the domain
+// packages: it validates requests, calls a domain service, converts the
+// result, and maps errors to gRPC codes once, in an interceptor. It holds no
+// business logic.
+package cri
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
+)
+
+// ProgramProber reports whether the OCI runtime and monitor are usable.
+type ProgramProber interface {
+	Probe(ctx context.Context) (oci.Programs, error)
+}
+
+// NetworkSource reports the pod network in use, or why there is none.
+type NetworkSource interface {
+	Network(ctx context.Context) (*cni.Network, error)
+}
+
+// ImageFsUsage measures the filesystems of the image store.
+type ImageFsUsage interface {
+	FsUsage() (images, containers []image.Usage, err error)
+}
+
+// Options are the domain services and facts the adapter serves from.
+type Options struct {
+	Logger       *slog.Logger
+	Programs     ProgramProber
+	Network      NetworkSource
+	ImageFs      ImageFsUsage
+	CgroupDriver string // config.CgroupfsDriver or config.SystemdDriver
+	// Handlers are the runtime handler names (RuntimeClass handlers) served;
+	// the empty name, the default handler, is always reported.
+	Handlers []string
+	// Config is the effective configuration, shown by a verbose Status.
+	Config any
+}
+
+// NewServer returns a gRPC server with the CRI RuntimeService and
+// ImageService registered behind the interceptors.
+func NewServer(opts Options) *grpc.Server {
+	s := grpc.NewServer(unaryInterceptors(opts.Logger), streamInterceptors(opts.Logger))
+	runtimeapi.RegisterRuntimeServiceServer(s, &runtimeService{opts: opts})
+	runtimeapi.RegisterImageServiceServer(s, &imageService{opts: opts})
+	return s
+}
+
+// runtimeService implements runtimeapi.RuntimeServiceServer, one file per
+// RPC family. Embedding the Unsafe interface (not the Unimplemented struct)
+// makes a method that cri-api adds a compile error rather than a silent
+// Unimplemented.
+type runtimeService struct {
+	runtimeapi.UnsafeRuntimeServiceServer
+	opts Options
+}
+
+// imageService implements runtimeapi.ImageServiceServer.
+type imageService struct {
+	runtimeapi.UnsafeImageServiceServer
+	opts Options
+}
+
+var (
+	_ runtimeapi.RuntimeServiceServer = (*runtimeService)(nil)
+	_ runtimeapi.ImageServiceServer   = (*imageService)(nil)
+)
