@@ -1,0 +1,70 @@
+// Package daemon wires the configuration, the domain services and the CRI
+// server together. cmd/cri-runtime only calls Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/cri-runtime/cri-runtime/pkg/config"
+	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/version"
+)
+
+// Run executes the command line args (without the program name) until ctx is
+// cancelled (serve) or the command is done. -h/--help prints usage and
+// returns nil.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseArgs(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cfg, warnings, err := o.loadConfig()
+	if err != nil {
+		return err
+	}
+	switch o.command {
+	case "config":
+		return cfg.WriteTOML(stdout)
+	case "version":
+		return printVersion(ctx, cfg, stdout)
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		log.Warn("configuration", "warning", w)
+	}
+	return serve(ctx, cfg, log)
+}
+
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log_level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+func printVersion(ctx context.Context, cfg *config.Config, w io.Writer) error {
+	fmt.Fprintf(w, "cri-runtime %s\nCRI API     v1\n", version.String())
+	progs, err := oci.NewProber(cfg.Runtime.Path, cfg.Runtime.MonitorPath).Probe(ctx)
+	if err != nil {
+		fmt.Fprintf(w, "programs    not ready: %v\n", err)
+		return nil
+	}
+	fmt.Fprintf(w, "runtime     %s %s\nmonitor     %s %s\n", progs.Runtime.Path, progs.Runtime.Version, progs.Monitor.Path, progs.Monitor.Version)
+	return nil
+}

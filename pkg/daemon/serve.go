@@ -1,0 +1,124 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/cri-runtime/cri-runtime/pkg/config"
+	"github.com/cri-runtime/cri-runtime/pkg/cri"
+	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
+	"github.com/cri-runtime/cri-runtime/pkg/version"
+)
+
+// shutdownGrace bounds how long in-flight RPCs may run after SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+// serve runs the daemon until ctx is cancelled.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if cfg.CgroupDriver == config.SystemdDriver {
+		if _, err := os.Stat("/run/systemd/system"); err != nil {
+			return fmt.Errorf("cgroup_driver is systemd but systemd is not the init system (no /run/systemd/system)")
+		}
+	}
+	for _, d := range []string{cfg.Root, cfg.State} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	// One daemon per root and per state directory: two would corrupt both.
+	for _, d := range []string{cfg.Root, cfg.State} {
+		unlock, err := lockDir(d)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+
+	programs := oci.NewProber(cfg.Runtime.Path, cfg.Runtime.MonitorPath)
+	network, err := cni.New(cni.Options{
+		ConfDir:  cfg.Network.ConfDir,
+		BinDirs:  cfg.Network.BinDirs,
+		CacheDir: filepath.Join(cfg.Root, "cni", "cache"),
+		Builtin: cni.Builtin{
+			Name:    "cri-runtime",
+			Bridge:  cfg.Network.DefaultBridge,
+			Subnet:  cfg.Network.DefaultSubnet,
+			DataDir: filepath.Join(cfg.Root, "cni", "networks"),
+		},
+	}, log.With("component", "cni"))
+	if err != nil {
+		return err
+	}
+	// Report readiness once at start-up; Status re-checks on every call.
+	if p, err := programs.Probe(ctx); err != nil {
+		log.Warn("runtime is not ready", "err", err)
+	} else {
+		log.Info("runtime ready", "runtime", p.Runtime.Path, "runtime_version", p.Runtime.Version, "monitor", p.Monitor.Path, "monitor_version", p.Monitor.Version)
+	}
+	_, _ = network.Network(ctx) // logs what it found
+
+	srv := cri.NewServer(cri.Options{
+		Logger:       log,
+		Programs:     programs,
+		Network:      network,
+		ImageFs:      image.Filesystems{GraphRoot: filepath.Join(cfg.Root, "storage")},
+		CgroupDriver: cfg.CgroupDriver,
+		Handlers:     []string{filepath.Base(cfg.Runtime.Path)},
+		Config:       cfg,
+	})
+	lis, err := cri.Listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("cri-runtime serving", "version", version.String(), "socket", cfg.Listen, "root", cfg.Root, "state", cfg.State)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve CRI: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down", "grace", shutdownGrace)
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(shutdownGrace):
+		log.Warn("in-flight RPCs did not finish in time; closing them")
+		srv.Stop()
+	}
+	if err := os.Remove(cfg.Listen); err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.Warn("remove socket", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// lockDir takes an exclusive, non-blocking flock on dir/daemon.lock and
+// returns its release. The kernel drops the lock if we die, so a crash never
+// leaves the directory locked.
+func lockDir(dir string) (func(), error) {
+	path := filepath.Join(dir, "daemon.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is in use by another cri-runtime (lock %s is held)", dir, path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
