@@ -11,6 +11,9 @@ packages=(
   iptables                     # used by the bridge (ipMasq) and portmap plugins
   busybox-static               # the e2e tests build their images from /bin/busybox
   make git ca-certificates
+  # Headers containers/image and containers/storage need when built without
+  # the Makefile's build tags, so that a plain `go build ./...` works too.
+  pkg-config libgpgme-dev libbtrfs-dev
 )
 
 missing=()

@@ -7,6 +7,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -28,8 +29,11 @@ type Config struct {
 
 // ImageConfig configures containers/image.
 type ImageConfig struct {
-	RegistriesConf  string `toml:"registries_conf" json:"registries_conf" doc:"containers registries.conf; empty means the system one (/etc/containers/registries.conf)."`
-	SignaturePolicy string `toml:"signature_policy" json:"signature_policy" doc:"containers policy.json; empty means the system one, or accept-anything with a warning when none exists."`
+	RegistriesConf  string   `toml:"registries_conf" json:"registries_conf" doc:"containers registries.conf; empty means the system one (/etc/containers/registries.conf)."`
+	SignaturePolicy string   `toml:"signature_policy" json:"signature_policy" doc:"containers policy.json; empty means the system one, or accept-anything with a warning when none exists."`
+	StorageDriver   string   `toml:"storage_driver" json:"storage_driver" doc:"containers/storage driver; empty means storage.conf's, else overlay."`
+	StorageOptions  []string `toml:"storage_options" json:"storage_options" doc:"containers/storage driver options (e.g. overlay.mountopt=nodev); empty means storage.conf's."`
+	PinnedImages    []string `toml:"pinned_images" json:"pinned_images" doc:"Images reported as pinned, which the kubelet never garbage-collects: names or globs (e.g. registry.k8s.io/pause:*)."`
 }
 
 // RuntimeConfig names the programs that run containers.
@@ -103,6 +107,11 @@ func (c *Config) Validate() (warnings []string, err error) {
 	case CgroupfsDriver, SystemdDriver:
 	default:
 		return nil, fmt.Errorf("cgroup_driver: %q is not one of %s, %s", c.CgroupDriver, CgroupfsDriver, SystemdDriver)
+	}
+	for _, p := range c.Image.PinnedImages {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("image.pinned_images: %q: %w", p, err)
+		}
 	}
 	if c.Runtime.Path == "" {
 		return nil, fmt.Errorf("runtime.path: must not be empty")

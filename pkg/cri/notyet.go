@@ -49,11 +49,6 @@ var notYet = map[string]bool{
 	"ListPodSandboxMetrics":     true,
 	"StreamPodSandboxMetrics":   true,
 	"UpdatePodSandboxResources": true,
-	"ListImages":                true,
-	"StreamImages":              true,
-	"ImageStatus":               true,
-	"PullImage":                 true,
-	"RemoveImage":               true,
 }
 
 func (*runtimeService) RunPodSandbox(context.Context, *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
@@ -190,26 +185,6 @@ func (*runtimeService) StreamPodSandboxMetrics(*runtimeapi.StreamPodSandboxMetri
 
 func (*runtimeService) UpdatePodSandboxResources(context.Context, *runtimeapi.UpdatePodSandboxResourcesRequest) (*runtimeapi.UpdatePodSandboxResourcesResponse, error) {
 	return nil, notImplemented("UpdatePodSandboxResources")
-}
-
-func (*imageService) ListImages(context.Context, *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
-	return nil, notImplemented("ListImages")
-}
-
-func (*imageService) StreamImages(*runtimeapi.StreamImagesRequest, grpc.ServerStreamingServer[runtimeapi.StreamImagesResponse]) error {
-	return notImplemented("StreamImages")
-}
-
-func (*imageService) ImageStatus(context.Context, *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
-	return nil, notImplemented("ImageStatus")
-}
-
-func (*imageService) PullImage(context.Context, *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
-	return nil, notImplemented("PullImage")
-}
-
-func (*imageService) RemoveImage(context.Context, *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
-	return nil, notImplemented("RemoveImage")
 }
 
 func notImplemented(rpc string) error {

@@ -26,6 +26,14 @@ type NetworkSource interface {
 	Network(ctx context.Context) (*cni.Network, error)
 }
 
+// ImageStore is the image service as the CRI sees it.
+type ImageStore interface {
+	Pull(ctx context.Context, name string, auth *image.Auth) (*image.Image, error)
+	List(ctx context.Context, filter string) ([]*image.Image, error)
+	Status(ctx context.Context, ref string) (*image.Image, error)
+	Remove(ctx context.Context, ref string) error
+}
+
 // ImageFsUsage measures the filesystems of the image store.
 type ImageFsUsage interface {
 	FsUsage() (images, containers []image.Usage, err error)
@@ -36,6 +44,7 @@ type Options struct {
 	Logger       *slog.Logger
 	Programs     ProgramProber
 	Network      NetworkSource
+	Images       ImageStore
 	ImageFs      ImageFsUsage
 	CgroupDriver string // config.CgroupfsDriver or config.SystemdDriver
 	// Handlers are the runtime handler names (RuntimeClass handlers) served;

@@ -2,12 +2,15 @@ package cri
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -37,7 +40,43 @@ func (f fakeNetwork) Network(context.Context) (*cni.Network, error) {
 	return &cni.Network{Name: "net", Source: cni.BuiltinSource, Plugins: []string{"bridge"}}, nil
 }
 
+// fakeImages holds one image, "busybox", and fails a pull of anything else.
+type fakeImages struct{}
+
+var fakeImage = &image.Image{
+	ID:       image.ID(strings.Repeat("ab", 32)),
+	RepoTags: []string{"docker.io/library/busybox:latest"},
+	User:     "1234:5678",
+	Config:   &imgspecv1.Image{},
+}
+
+func (fakeImages) Pull(_ context.Context, name string, _ *image.Auth) (*image.Image, error) {
+	if name == "busybox" {
+		return fakeImage, nil
+	}
+	return nil, fmt.Errorf("pull %s: %w", name, errdefs.ErrNotFound)
+}
+
+func (fakeImages) List(context.Context, string) ([]*image.Image, error) {
+	return []*image.Image{fakeImage}, nil
+}
+
+func (fakeImages) Status(_ context.Context, ref string) (*image.Image, error) {
+	if ref == "busybox" {
+		return fakeImage, nil
+	}
+	return nil, fmt.Errorf("image %s: %w", ref, errdefs.ErrNotFound)
+}
+
+func (fakeImages) Remove(context.Context, string) error { return nil }
+
+func (fakeImages) FsUsage() ([]image.Usage, []image.Usage, error) {
+	return []image.Usage{{Mountpoint: "/", UsedBytes: 1}}, nil, nil
+}
+
 var (
+	_ ImageStore    = fakeImages{}
+	_ ImageFsUsage  = fakeImages{}
 	_ ProgramProber = fakePrograms{}
 	_ NetworkSource = fakeNetwork{}
 )
@@ -49,7 +88,8 @@ func testOptions() Options {
 		Network:      fakeNetwork{},
 		CgroupDriver: "cgroupfs",
 		Handlers:     []string{"runc"},
-		ImageFs:      image.Filesystems{GraphRoot: "/nonexistent/storage"},
+		Images:       fakeImages{},
+		ImageFs:      fakeImages{},
 		Config:       map[string]string{"root": "/r"},
 	}
 }

@@ -42,6 +42,24 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		defer unlock()
 	}
 
+	images, err := image.Open(image.Options{
+		Root:            cfg.Root,
+		State:           cfg.State,
+		RegistriesConf:  cfg.Image.RegistriesConf,
+		SignaturePolicy: cfg.Image.SignaturePolicy,
+		StorageDriver:   cfg.Image.StorageDriver,
+		StorageOptions:  cfg.Image.StorageOptions,
+		Pinned:          cfg.Image.PinnedImages,
+	}, log.With("component", "image"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := images.Close(); err != nil {
+			log.Warn("close image store", "err", err)
+		}
+	}()
+
 	programs := oci.NewProber(cfg.Runtime.Path, cfg.Runtime.MonitorPath)
 	network, err := cni.New(cni.Options{
 		ConfDir:  cfg.Network.ConfDir,
@@ -69,7 +87,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Logger:       log,
 		Programs:     programs,
 		Network:      network,
-		ImageFs:      image.Filesystems{GraphRoot: filepath.Join(cfg.Root, "storage")},
+		Images:       images,
+		ImageFs:      images,
 		CgroupDriver: cfg.CgroupDriver,
 		Handlers:     []string{filepath.Base(cfg.Runtime.Path)},
 		Config:       cfg,

@@ -94,16 +94,11 @@ func mountpointOf(path string) (string, error) {
 	return path, nil
 }
 
-// Filesystems reports where images (and, once containers exist, their
-// writable layers) are stored.
-type Filesystems struct {
-	GraphRoot string // the image store's directory
-}
-
-// FsUsage measures the image filesystem. Container writable layers live in
-// the same store, so no separate container filesystem is reported.
-func (f Filesystems) FsUsage() (images []Usage, containers []Usage, err error) {
-	u, err := DirUsage(f.GraphRoot)
+// FsUsage measures the store. Images and containers' writable layers share
+// the store's graph root, so one image filesystem is reported and no separate
+// container filesystem (the kubelet then treats them as one).
+func (s *Service) FsUsage() (images []Usage, containers []Usage, err error) {
+	u, err := DirUsage(s.store.GraphRoot())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,126 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"go.podman.io/storage"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// Remove deletes the image ref names, with all of its tags. An image that
+// is not there is not an error (the CRI makes removal idempotent). An image
+// that containers were made from is kept, and the error names them: their
+// writable layers stand on its layers.
+func (s *Service) Remove(_ context.Context, ref string) error {
+	img, err := s.lookup(ref)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if users, err := s.containersOf(img.ID); err != nil {
+		return err
+	} else if len(users) > 0 {
+		return fmt.Errorf("image %s is used by container(s) %s; remove them first: %w", ref, strings.Join(users, ", "), errdefs.ErrFailedPrecondition)
+	}
+	if _, err := s.store.DeleteImage(img.ID, true); err != nil {
+		if errors.Is(err, storage.ErrImageUnknown) {
+			return nil
+		}
+		if errors.Is(err, storage.ErrImageUsedByContainer) {
+			return fmt.Errorf("image %s: %v: %w", ref, err, errdefs.ErrFailedPrecondition)
+		}
+		return fmt.Errorf("remove image %s: %w", ref, err)
+	}
+	s.detailsMu.Lock()
+	delete(s.details, ID(img.ID))
+	s.detailsMu.Unlock()
+	s.log.Info("removed image", "image", ref, "id", img.ID, "names", img.Names)
+	return nil
+}
+
+func (s *Service) containersOf(imageID string) ([]string, error) {
+	ctrs, err := s.store.Containers()
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []string
+	for _, c := range ctrs {
+		if c.ImageID == imageID {
+			out = append(out, c.ID)
+		}
+	}
+	return out, nil
+}
+
+// removeUnusedLayers deletes the layers that no image and no container
+// stands on: what interrupted or failed pulls wrote. It waits for pulls in
+// flight, whose layers are not yet part of an image, and returns how many
+// layers it removed.
+func (s *Service) removeUnusedLayers() (int, error) {
+	s.layersMu.Lock()
+	defer s.layersMu.Unlock()
+
+	layers, err := s.store.Layers()
+	if err != nil {
+		return 0, err
+	}
+	parent := make(map[string]string, len(layers))
+	for _, l := range layers {
+		parent[l.ID] = l.Parent
+	}
+	used := map[string]bool{}
+	markChain := func(id string) {
+		for id != "" && !used[id] {
+			used[id] = true
+			id = parent[id]
+		}
+	}
+	imgs, err := s.store.Images()
+	if err != nil {
+		return 0, err
+	}
+	for _, img := range imgs {
+		markChain(img.TopLayer)
+		for _, l := range img.MappedTopLayers {
+			markChain(l)
+		}
+	}
+	ctrs, err := s.store.Containers()
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range ctrs {
+		markChain(c.LayerID)
+	}
+
+	// Delete children before their parents: deepest first.
+	depth := func(id string) int {
+		n := 0
+		for ; id != ""; id = parent[id] {
+			n++
+		}
+		return n
+	}
+	var unused []string
+	for _, l := range layers {
+		if !used[l.ID] {
+			unused = append(unused, l.ID)
+		}
+	}
+	sort.Slice(unused, func(i, j int) bool { return depth(unused[i]) > depth(unused[j]) })
+	removed := 0
+	for _, id := range unused {
+		if err := s.store.DeleteLayer(id); err != nil && !errors.Is(err, storage.ErrLayerUnknown) {
+			return removed, fmt.Errorf("delete unused layer %s: %w", id, err)
+		}
+		removed++
+	}
+	return removed, nil
+}

@@ -1,0 +1,150 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"go.podman.io/image/v5/signature"
+	"go.podman.io/image/v5/types"
+	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/configfile"
+
+	"github.com/cri-runtime/cri-runtime/pkg/version"
+)
+
+// Options configure the image service.
+type Options struct {
+	Root  string // persistent directory: the layer store, blob cache, temporary files
+	State string // volatile directory: the store's run root
+
+	RegistriesConf  string   // registries.conf; "" = the system's
+	SignaturePolicy string   // policy.json; "" = the system's, or accept anything if none
+	StorageDriver   string   // "" = storage.conf's, else overlay
+	StorageOptions  []string // "" = storage.conf's
+	Pinned          []string // name globs reported as pinned
+}
+
+// Service keeps images in a containers/storage store: every layer once,
+// shared by all images and containers made from it. Pulls go through
+// containers/image with the containers ecosystem's configuration files.
+// All methods are safe for concurrent use.
+type Service struct {
+	opts  Options
+	log   *slog.Logger
+	store storage.Store
+	sys   *types.SystemContext
+
+	// pulls holds the pulls in flight, so concurrent pulls of one image
+	// share one download.
+	pullsMu sync.Mutex
+	pulls   map[string]*flight
+
+	// layersMu orders pulls (shared) against the removal of layers no
+	// image or container uses (exclusive), so a cleanup never deletes a
+	// layer a running pull has just written.
+	layersMu sync.RWMutex
+
+	// details caches what never changes for an image ID: its config,
+	// manifest and size.
+	detailsMu sync.Mutex
+	details   map[ID]*details
+
+	warnNoPolicy sync.Once
+}
+
+// Open opens (creating if needed) the image store under opts.Root.
+func Open(opts Options, log *slog.Logger) (*Service, error) {
+	storeOpts, err := storage.DefaultStoreOptions() // honours storage.conf
+	if err != nil {
+		return nil, fmt.Errorf("read storage.conf: %w", err)
+	}
+	storeOpts.GraphRoot = filepath.Join(opts.Root, "storage")
+	storeOpts.RunRoot = filepath.Join(opts.State, "storage")
+	storeOpts.TransientStore = false
+	if opts.StorageDriver != "" {
+		storeOpts.GraphDriverName = opts.StorageDriver
+	}
+	if storeOpts.GraphDriverName == "" {
+		storeOpts.GraphDriverName = "overlay"
+	}
+	if len(opts.StorageOptions) > 0 {
+		storeOpts.GraphDriverOptions = opts.StorageOptions
+	}
+	store, err := storage.GetStore(storeOpts)
+	if err != nil {
+		return nil, fmt.Errorf("open image store %s (%s driver): %w", storeOpts.GraphRoot, storeOpts.GraphDriverName, err)
+	}
+	tmp := filepath.Join(opts.Root, "tmp")
+	// Leftovers of pulls that were interrupted by a crash.
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, fmt.Errorf("clean %s: %w", tmp, err)
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, err
+	}
+	s := &Service{
+		opts:  opts,
+		log:   log,
+		store: store,
+		sys: &types.SystemContext{
+			SystemRegistriesConfPath: opts.RegistriesConf,
+			SignaturePolicyPath:      opts.SignaturePolicy,
+			// Keep everything containers/image writes under our own root.
+			BigFilesTemporaryDir:    tmp,
+			BlobInfoCacheDir:        filepath.Join(opts.Root, "cache"),
+			DockerRegistryUserAgent: "cri-runtime/" + version.String(),
+			// There is never a terminal to ask which registry a short name
+			// means: try the search registries in order, record nothing.
+			ShortNameMode: ptr(types.ShortNameModeDisabled),
+		},
+		pulls:   map[string]*flight{},
+		details: map[ID]*details{},
+	}
+	if err := os.MkdirAll(s.sys.BlobInfoCacheDir, 0o700); err != nil {
+		return nil, err
+	}
+	if _, err := s.policy(); err != nil {
+		store.Shutdown(false)
+		return nil, err
+	}
+	// A pull interrupted by a crash may have left layers no image uses.
+	if n, err := s.removeUnusedLayers(); err != nil {
+		log.Warn("remove unused layers", "err", err)
+	} else if n > 0 {
+		log.Info("removed layers left by interrupted pulls", "layers", n)
+	}
+	log.Info("image store open", "graph_root", store.GraphRoot(), "driver", store.GraphDriverName())
+	return s, nil
+}
+
+// Close unmounts what the store mounted and releases it.
+func (s *Service) Close() error {
+	_, err := s.store.Shutdown(false)
+	return err
+}
+
+// Store is the underlying containers/storage store; containers are made in it.
+func (s *Service) Store() storage.Store { return s.store }
+
+// policy returns the signature policy: the configured file, else the
+// system's policy.json, else (when none exists anywhere) accept anything,
+// with a warning. It is read on every pull, so edits apply at once.
+func (s *Service) policy() (*signature.PolicyContext, error) {
+	p, err := signature.DefaultPolicy(s.sys)
+	if err != nil {
+		if s.sys.SignaturePolicyPath != "" || !errors.Is(err, configfile.ErrConfigFileNotFound) {
+			return nil, fmt.Errorf("load signature policy: %w", err)
+		}
+		s.warnNoPolicy.Do(func() {
+			s.log.Warn("no signature policy (policy.json) found; accepting images without verifying signatures")
+		})
+		p = &signature.Policy{Default: signature.PolicyRequirements{signature.NewPRInsecureAcceptAnything()}}
+	}
+	return signature.NewPolicyContext(p)
+}
+
+func ptr[T any](v T) *T { return &v }
