@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/cri-runtime/cri-runtime/pkg/config"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
@@ -44,18 +43,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("configuration", "warning", w)
 	}
 	return serve(ctx, cfg, log)
-}
-
-func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, fmt.Errorf("log_level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
 func printVersion(ctx context.Context, cfg *config.Config, w io.Writer) error {

@@ -130,3 +130,35 @@ func TestLookup(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoveRefusesAnImageInUse(t *testing.T) {
+	s := openTestService(t)
+	img, err := s.store.CreateImage("", []string{"docker.io/library/busybox:latest", "docker.io/library/busybox:other"}, layer(t, s, ""), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr, err := s.store.CreateContainer("", nil, img.ID, "", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Remove(t.Context(), "busybox")
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), ctr.ID) {
+		t.Fatalf("Remove of an image in use = %v; want FailedPrecondition naming container %s", err, ctr.ID)
+	}
+	if _, err := s.store.Image(img.ID); err != nil {
+		t.Fatalf("image in use was removed: %v", err)
+	}
+
+	if err := s.store.DeleteContainer(ctr.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(t.Context(), "busybox:other"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.store.Image(img.ID); !errors.Is(err, storage.ErrImageUnknown) {
+		t.Fatalf("image still there after Remove: %v", err)
+	}
+	if err := s.Remove(t.Context(), "busybox"); err != nil {
+		t.Fatalf("Remove of a removed image = %v; want success (idempotent)", err)
+	}
+}
