@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"syscall"
@@ -29,7 +30,7 @@ func classify(err error, named reference.Named) error {
 	case errors.Is(class, errdefs.ErrNotFound):
 		return fmt.Errorf("%s not found in registry %s: %w", named, registry, joinClass(err, class))
 	case errors.Is(class, errdefs.ErrUnavailable):
-		return fmt.Errorf("registry %s unreachable: %w", registry, joinClass(err, class))
+		return fmt.Errorf("registry %s unreachable or failed mid-transfer: %w", registry, joinClass(err, class))
 	case errors.Is(class, errdefs.ErrUnauthenticated):
 		return fmt.Errorf("registry %s rejected the credentials: %w", registry, joinClass(err, class))
 	case errors.Is(class, errdefs.ErrPermissionDenied):
@@ -87,7 +88,7 @@ func classOf(err error) error {
 		}
 	case errors.Is(err, docker.ErrTooManyRequests):
 		return errdefs.ErrUnavailable
-	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH),
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH),
 		errors.Is(err, syscall.ENETUNREACH), errors.As(err, &netErr):
 		return errdefs.ErrUnavailable
 	}

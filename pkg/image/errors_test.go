@@ -3,6 +3,7 @@ package image
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -37,6 +38,7 @@ func TestClassify(t *testing.T) {
 		{"signature", signature.PolicyRequirementError("Running image docker://x is rejected by policy."), errdefs.ErrPermissionDenied, "rejected by policy"},
 		{"connection refused", fmt.Errorf("pinging container registry quay.io: %w", dialErr), errdefs.ErrUnavailable, "registry quay.io unreachable"},
 		{"server error", docker.UnexpectedHTTPStatusError{StatusCode: 503}, errdefs.ErrUnavailable, "unreachable"},
+		{"cut mid-blob", fmt.Errorf("writing blob: happened during read: %w", io.ErrUnexpectedEOF), errdefs.ErrUnavailable, "mid-transfer"},
 		{"too many requests", docker.ErrTooManyRequests, errdefs.ErrUnavailable, "quay.io"},
 		{"unknown", errors.New("checksum mismatch"), nil, "checksum mismatch"},
 	} {

@@ -53,6 +53,7 @@ func (s *Service) Pull(ctx context.Context, name string, auth *Auth) (*Image, er
 	if _, err := parseName(name); err != nil {
 		return nil, err
 	}
+	name = dropTagIfDigested(name)
 	key := name + "\x00" + auth.fingerprint()
 
 	s.pullsMu.Lock()

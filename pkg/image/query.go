@@ -186,7 +186,7 @@ func (s *Service) lookup(ref string) (*storage.Image, error) {
 		}
 		return nil, fmt.Errorf("image %s: %w", ref, errdefs.ErrNotFound)
 	}
-	candidates, nameErr := s.localCandidates(ref)
+	candidates, nameErr := s.localCandidates(dropTagIfDigested(ref))
 	for _, c := range candidates {
 		sref, err := istorage.Transport.NewStoreReference(s.store, c, "")
 		if err != nil {

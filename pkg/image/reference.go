@@ -69,3 +69,20 @@ func repoTag(named reference.Named) (string, bool) {
 	}
 	return reference.TagNameOnly(named).String(), true
 }
+
+// dropTagIfDigested turns "name:tag@digest" into "name@digest": the digest
+// alone names the content, and registries (and containers/image) accept
+// only one of the two. Anything else is returned unchanged.
+func dropTagIfDigested(s string) string {
+	ref, err := reference.Parse(s)
+	if err != nil {
+		return s
+	}
+	named, isNamed := ref.(reference.Named)
+	_, tagged := ref.(reference.Tagged)
+	digested, isDigested := ref.(reference.Digested)
+	if !isNamed || !tagged || !isDigested {
+		return s
+	}
+	return named.Name() + "@" + digested.Digest().String()
+}

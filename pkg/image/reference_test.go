@@ -84,3 +84,19 @@ func TestRepoTag(t *testing.T) {
 		t.Error("a digested name is not a tag")
 	}
 }
+
+func TestDropTagIfDigested(t *testing.T) {
+	dg := "sha256:" + strings.Repeat("a", 64)
+	for in, want := range map[string]string{
+		"busybox:latest@" + dg:       "busybox@" + dg,
+		"quay.io/x/y:1@" + dg:        "quay.io/x/y@" + dg,
+		"127.0.0.1:5000/x:tag@" + dg: "127.0.0.1:5000/x@" + dg,
+		"busybox@" + dg:              "busybox@" + dg,
+		"busybox:latest":             "busybox:latest",
+		"not a reference":            "not a reference",
+	} {
+		if got := dropTagIfDigested(in); got != want {
+			t.Errorf("dropTagIfDigested(%q) = %q; want %q", in, got, want)
+		}
+	}
+}

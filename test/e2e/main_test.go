@@ -41,8 +41,11 @@ func run(m *testing.M) int {
 	}
 	// The CRI client logs every failed call through klog; the tests check
 	// those errors themselves.
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	_ = klogFlags.Set("logtostderr", "false")
+	_ = klogFlags.Set("stderrthreshold", "FATAL")
 	klog.SetOutput(io.Discard)
-	klog.LogToStderr(false)
 
 	dir, err := os.MkdirTemp("", "crirt-e2e-")
 	if err != nil {

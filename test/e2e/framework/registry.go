@@ -31,6 +31,13 @@ type Registry struct {
 
 	mu       sync.Mutex
 	blobGets map[string]int
+	// Faults (see faults.go): blobs whose GETs break mid-body, how many GETs were cut short,
+	// and the gate holding blob GETs (nil when open) with the number waiting at it.
+	broken      map[string]bool
+	aborted     map[string]int
+	gate        chan struct{}
+	held        int
+	heldChanged chan struct{} // closed and replaced whenever held changes
 }
 
 // RegistryOptions configures StartRegistry.
@@ -58,6 +65,10 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 		listener: l,
 		served:   make(chan struct{}),
 		blobGets: map[string]int{},
+
+		broken:      map[string]bool{},
+		aborted:     map[string]int{},
+		heldChanged: make(chan struct{}),
 	}
 	r.server = &http.Server{
 		Handler:  r.wrap(registry.New(registry.Logger(quiet))),
@@ -86,9 +97,11 @@ func (r *Registry) Ref(repo, tag string) string {
 	return r.Addr() + "/" + repo + ":" + tag
 }
 
-// Close stops serving and closes all connections. It is safe to call more than once.
+// Close stops serving and closes all connections, letting go of any blob GETs held by HoldBlobs.
+// It is safe to call more than once.
 func (r *Registry) Close() {
 	r.closeOnce.Do(func() {
+		r.ReleaseBlobs()
 		_ = r.server.Close()
 		<-r.served
 	})
@@ -102,11 +115,12 @@ func (r *Registry) BlobFetches(digest string) int {
 	return r.blobGets[digest]
 }
 
-// ResetCounts forgets all blob fetches counted so far.
+// ResetCounts forgets all blob fetches (and aborted fetches) counted so far.
 func (r *Registry) ResetCounts() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.blobGets)
+	clear(r.aborted)
 }
 
 // Push writes img to <addr>/<repo>:<tag> and returns the manifest digest ("sha256:...").
@@ -129,7 +143,8 @@ func (r *Registry) Push(repo, tag string, img v1.Image) (string, error) {
 	return d.String(), nil
 }
 
-// wrap puts authentication and blob counting in front of the registry handler.
+// wrap puts authentication, blob counting and the injected faults in front of the registry
+// handler.
 func (r *Registry) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if r.opts.requiresAuth() && !r.authorized(req) {
@@ -141,15 +156,23 @@ func (r *Registry) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, req)
 			return
 		}
+		if !r.waitForGate(req) {
+			panic(http.ErrAbortHandler) // the client gave up, or the registry is closing
+		}
 		// Count when the status is decided, before any of the response reaches the client, so
 		// that a client which has read the blob always sees it counted.
-		next.ServeHTTP(&statusWriter{ResponseWriter: w, onStatus: func(code int) {
+		sw := &statusWriter{ResponseWriter: w, onStatus: func(code int) {
 			if code >= 200 && code < 300 {
 				r.mu.Lock()
 				r.blobGets[digest]++
 				r.mu.Unlock()
 			}
-		}}, req)
+		}}
+		if r.isBroken(digest) {
+			r.serveBroken(sw, req, next, digest)
+			return
+		}
+		next.ServeHTTP(sw, req)
 	})
 }
 

@@ -34,12 +34,18 @@ type registryEntry struct {
 // so with a mirror a missing image or a rejected credential would silently turn into a pull from
 // the internet. The registry's own address gets an entry too, so that pulling Ref(...) names
 // directly works over HTTP.
-func (r *Registry) WriteRegistriesConf(path string) error {
+//
+// Each of insecure ("host:port": another test registry's Addr, or an address where nothing
+// listens) gets an entry of its own too, so that names on those hosts are pulled over plain HTTP.
+func (r *Registry) WriteRegistriesConf(path string, insecure ...string) error {
 	conf := registriesConf{UnqualifiedSearchRegistries: []string{"docker.io"}}
 	for _, prefix := range redirectedRegistries {
 		conf.Registries = append(conf.Registries, registryEntry{Prefix: prefix, Location: r.Addr(), Insecure: true})
 	}
 	conf.Registries = append(conf.Registries, registryEntry{Location: r.Addr(), Insecure: true})
+	for _, loc := range insecure {
+		conf.Registries = append(conf.Registries, registryEntry{Location: loc, Insecure: true})
+	}
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Written by the cri-runtime e2e framework for the test registry at %s.\n", r.Addr())
