@@ -33,6 +33,7 @@ type ImageConfig struct {
 	SignaturePolicy string   `toml:"signature_policy" json:"signature_policy" doc:"containers policy.json; empty means the system one, or accept-anything with a warning when none exists."`
 	StorageDriver   string   `toml:"storage_driver" json:"storage_driver" doc:"containers/storage driver; empty means storage.conf's, else overlay."`
 	StorageOptions  []string `toml:"storage_options" json:"storage_options" doc:"containers/storage driver options (e.g. overlay.mountopt=nodev); empty means storage.conf's."`
+	ImageStore      string   `toml:"image_store" json:"image_store" doc:"Separate directory (often another disk) for image layers, with writable layers staying under root: a split image filesystem. Empty means storage.conf's imagestore, else none."`
 	PinnedImages    []string `toml:"pinned_images" json:"pinned_images" doc:"Images reported as pinned, which the kubelet never garbage-collects: names or globs (e.g. registry.k8s.io/pause:*)."`
 }
 
@@ -107,6 +108,9 @@ func (c *Config) Validate() (warnings []string, err error) {
 	case CgroupfsDriver, SystemdDriver:
 	default:
 		return nil, fmt.Errorf("cgroup_driver: %q is not one of %s, %s", c.CgroupDriver, CgroupfsDriver, SystemdDriver)
+	}
+	if c.Image.ImageStore != "" && !filepath.IsAbs(c.Image.ImageStore) {
+		return nil, fmt.Errorf("image.image_store: %q must be an absolute path", c.Image.ImageStore)
 	}
 	for _, p := range c.Image.PinnedImages {
 		if _, err := path.Match(p, ""); err != nil {

@@ -31,6 +31,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "log_format"},
 		{"cgroup driver", func(c *Config) { c.CgroupDriver = "cgroupv3" }, "cgroup_driver"},
 		{"bad pinned glob", func(c *Config) { c.Image.PinnedImages = []string{"registry.k8s.io/pause:["} }, "image.pinned_images"},
+		{"relative image store", func(c *Config) { c.Image.ImageStore = "images" }, "image.image_store"},
 		{"empty runtime", func(c *Config) { c.Runtime.Path = "" }, "runtime.path"},
 		{"empty monitor", func(c *Config) { c.Runtime.MonitorPath = "" }, "runtime.monitor_path"},
 		{"no bin dirs", func(c *Config) { c.Network.BinDirs = nil }, "network.bin_dirs"},

@@ -49,6 +49,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		SignaturePolicy: cfg.Image.SignaturePolicy,
 		StorageDriver:   cfg.Image.StorageDriver,
 		StorageOptions:  cfg.Image.StorageOptions,
+		ImageStore:      cfg.Image.ImageStore,
 		Pinned:          cfg.Image.PinnedImages,
 	}, log.With("component", "image"))
 	if err != nil {

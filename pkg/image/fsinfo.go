@@ -95,12 +95,23 @@ func mountpointOf(path string) (string, error) {
 }
 
 // FsUsage measures the store. Images and containers' writable layers share
-// the store's graph root, so one image filesystem is reported and no separate
-// container filesystem (the kubelet then treats them as one).
+// the graph root, so normally one image filesystem is reported and no
+// container filesystem (the kubelet then treats them as one). With a split
+// store (storage.conf's imagestore), image layers live in the image store and
+// writable layers in the graph root, and both are reported, so the kubelet's
+// image GC and eviction each see their own disk.
 func (s *Service) FsUsage() (images []Usage, containers []Usage, err error) {
-	u, err := DirUsage(s.store.GraphRoot())
+	graph, err := DirUsage(s.store.GraphRoot())
 	if err != nil {
 		return nil, nil, err
 	}
-	return []Usage{u}, nil, nil
+	imageStore := s.store.ImageStore()
+	if imageStore == "" || imageStore == s.store.GraphRoot() {
+		return []Usage{graph}, nil, nil
+	}
+	img, err := DirUsage(imageStore)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []Usage{img}, []Usage{graph}, nil
 }

@@ -25,6 +25,7 @@ type Options struct {
 	SignaturePolicy string   // policy.json; "" = the system's, or accept anything if none
 	StorageDriver   string   // "" = storage.conf's, else overlay
 	StorageOptions  []string // "" = storage.conf's
+	ImageStore      string   // split image store; "" = storage.conf's
 	Pinned          []string // name globs reported as pinned
 }
 
@@ -70,6 +71,9 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 	}
 	if storeOpts.GraphDriverName == "" {
 		storeOpts.GraphDriverName = "overlay"
+	}
+	if opts.ImageStore != "" {
+		storeOpts.ImageStore = opts.ImageStore
 	}
 	if len(opts.StorageOptions) > 0 {
 		storeOpts.GraphDriverOptions = opts.StorageOptions
@@ -117,7 +121,7 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 	} else if n > 0 {
 		log.Info("removed layers left by interrupted pulls", "layers", n)
 	}
-	log.Info("image store open", "graph_root", store.GraphRoot(), "driver", store.GraphDriverName())
+	log.Info("image store open", "graph_root", store.GraphRoot(), "image_store", store.ImageStore(), "driver", store.GraphDriverName())
 	return s, nil
 }
 

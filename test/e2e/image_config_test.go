@@ -218,3 +218,37 @@ func TestStreamImages(t *testing.T) {
 		t.Fatalf("StreamImages = %v; ListImages = %v", got, want)
 	}
 }
+
+// TestSplitImageFilesystem keeps image layers in a separate image store:
+// ImageFsInfo then reports the image and container filesystems apart, and a
+// pull grows the image one.
+func TestSplitImageFilesystem(t *testing.T) {
+	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	imageStore := filepath.Join(d.Dir, "images")
+	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte("[image]\nimage_store = \""+imageStore+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatalf("%v\n%s", err, d.Logs())
+	}
+	ctx := ctxT(t)
+	before, err := d.Images.ImageFsInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before.ImageFilesystems) != 1 || len(before.ContainerFilesystems) != 1 {
+		t.Fatalf("ImageFsInfo = %v; want one image and one container filesystem", before)
+	}
+	pull(t, d, framework.BusyboxImage, factsOf(t, framework.BusyboxImage))
+	after, err := d.Images.ImageFsInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grew := after.ImageFilesystems[0].UsedBytes.Value - before.ImageFilesystems[0].UsedBytes.Value
+	if grew < 1<<20 {
+		t.Fatalf("image filesystem grew by %d bytes after pulling busybox; want at least 1 MiB", grew)
+	}
+	if got := after.ContainerFilesystems[0].UsedBytes.Value; got >= before.ContainerFilesystems[0].UsedBytes.Value+1<<20 {
+		t.Fatalf("container filesystem grew to %d bytes: the layers did not go to the image store", got)
+	}
+}
