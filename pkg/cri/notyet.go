@@ -15,64 +15,30 @@ import (
 // Unimplemented; TestEveryRPCIsServedOrListed keeps this list and the code
 // in step, and later work shrinks it to nothing.
 var notYet = map[string]bool{
-	"RunPodSandbox":             true,
-	"StopPodSandbox":            true,
-	"RemovePodSandbox":          true,
-	"PodSandboxStatus":          true,
-	"ListPodSandbox":            true,
-	"StreamPodSandboxes":        true,
-	"CreateContainer":           true,
-	"StartContainer":            true,
-	"StopContainer":             true,
-	"RemoveContainer":           true,
-	"ListContainers":            true,
-	"StreamContainers":          true,
-	"ContainerStatus":           true,
-	"UpdateContainerResources":  true,
-	"ReopenContainerLog":        true,
-	"ExecSync":                  true,
-	"Exec":                      true,
-	"Attach":                    true,
-	"PortForward":               true,
-	"ContainerStats":            true,
-	"ListContainerStats":        true,
-	"StreamContainerStats":      true,
-	"PodSandboxStats":           true,
-	"ListPodSandboxStats":       true,
-	"StreamPodSandboxStats":     true,
-	"UpdateRuntimeConfig":       true,
-	"CheckpointContainer":       true,
-	"CheckpointPod":             true,
-	"RestorePod":                true,
-	"GetContainerEvents":        true,
-	"ListMetricDescriptors":     true,
-	"ListPodSandboxMetrics":     true,
-	"StreamPodSandboxMetrics":   true,
-	"UpdatePodSandboxResources": true,
-}
-
-func (*runtimeService) RunPodSandbox(context.Context, *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
-	return nil, notImplemented("RunPodSandbox")
-}
-
-func (*runtimeService) StopPodSandbox(context.Context, *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
-	return nil, notImplemented("StopPodSandbox")
-}
-
-func (*runtimeService) RemovePodSandbox(context.Context, *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
-	return nil, notImplemented("RemovePodSandbox")
-}
-
-func (*runtimeService) PodSandboxStatus(context.Context, *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
-	return nil, notImplemented("PodSandboxStatus")
-}
-
-func (*runtimeService) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	return nil, notImplemented("ListPodSandbox")
-}
-
-func (*runtimeService) StreamPodSandboxes(*runtimeapi.StreamPodSandboxesRequest, grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxesResponse]) error {
-	return notImplemented("StreamPodSandboxes")
+	"CreateContainer":          true,
+	"StartContainer":           true,
+	"StopContainer":            true,
+	"RemoveContainer":          true,
+	"ListContainers":           true,
+	"StreamContainers":         true,
+	"ContainerStatus":          true,
+	"UpdateContainerResources": true,
+	"ReopenContainerLog":       true,
+	"ExecSync":                 true,
+	"Exec":                     true,
+	"Attach":                   true,
+	"PortForward":              true,
+	"ContainerStats":           true,
+	"ListContainerStats":       true,
+	"StreamContainerStats":     true,
+	"UpdateRuntimeConfig":      true,
+	"CheckpointContainer":      true,
+	"CheckpointPod":            true,
+	"RestorePod":               true,
+	"GetContainerEvents":       true,
+	"ListMetricDescriptors":    true,
+	"ListPodSandboxMetrics":    true,
+	"StreamPodSandboxMetrics":  true,
 }
 
 func (*runtimeService) CreateContainer(context.Context, *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
@@ -139,18 +105,6 @@ func (*runtimeService) StreamContainerStats(*runtimeapi.StreamContainerStatsRequ
 	return notImplemented("StreamContainerStats")
 }
 
-func (*runtimeService) PodSandboxStats(context.Context, *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
-	return nil, notImplemented("PodSandboxStats")
-}
-
-func (*runtimeService) ListPodSandboxStats(context.Context, *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
-	return nil, notImplemented("ListPodSandboxStats")
-}
-
-func (*runtimeService) StreamPodSandboxStats(*runtimeapi.StreamPodSandboxStatsRequest, grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxStatsResponse]) error {
-	return notImplemented("StreamPodSandboxStats")
-}
-
 func (*runtimeService) UpdateRuntimeConfig(context.Context, *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
 	return nil, notImplemented("UpdateRuntimeConfig")
 }
@@ -181,10 +135,6 @@ func (*runtimeService) ListPodSandboxMetrics(context.Context, *runtimeapi.ListPo
 
 func (*runtimeService) StreamPodSandboxMetrics(*runtimeapi.StreamPodSandboxMetricsRequest, grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxMetricsResponse]) error {
 	return notImplemented("StreamPodSandboxMetrics")
-}
-
-func (*runtimeService) UpdatePodSandboxResources(context.Context, *runtimeapi.UpdatePodSandboxResourcesRequest) (*runtimeapi.UpdatePodSandboxResourcesResponse, error) {
-	return nil, notImplemented("UpdatePodSandboxResources")
 }
 
 func notImplemented(rpc string) error {

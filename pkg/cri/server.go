@@ -13,6 +13,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
 
@@ -34,6 +35,17 @@ type ImageStore interface {
 	Remove(ctx context.Context, ref string) error
 }
 
+// Sandboxes is the pod sandbox service as the CRI sees it.
+type Sandboxes interface {
+	Run(ctx context.Context, cfg sandbox.Config) (*sandbox.Sandbox, error)
+	Stop(ctx context.Context, id string) error
+	Remove(ctx context.Context, id string) error
+	Get(id string) (*sandbox.Sandbox, error)
+	List(f sandbox.Filter) []*sandbox.Sandbox
+	Stats(id string) (*sandbox.Stats, error)
+	UpdateResources(id string, overhead, resources *sandbox.Resources) error
+}
+
 // ImageFsUsage measures the filesystems of the image store.
 type ImageFsUsage interface {
 	FsUsage() (images, containers []image.Usage, err error)
@@ -45,6 +57,7 @@ type Options struct {
 	Programs     ProgramProber
 	Network      NetworkSource
 	Images       ImageStore
+	Sandboxes    Sandboxes
 	ImageFs      ImageFsUsage
 	CgroupDriver string // config.CgroupfsDriver or config.SystemdDriver
 	// Handlers are the runtime handler names (RuntimeClass handlers) served;

@@ -22,6 +22,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
 
@@ -74,7 +75,27 @@ func (fakeImages) FsUsage() ([]image.Usage, []image.Usage, error) {
 	return []image.Usage{{Mountpoint: "/", UsedBytes: 1}}, nil, nil
 }
 
+// fakeSandboxes knows no pods.
+type fakeSandboxes struct{}
+
+func (fakeSandboxes) Run(context.Context, sandbox.Config) (*sandbox.Sandbox, error) {
+	return &sandbox.Sandbox{ID: strings.Repeat("1", 64), State: sandbox.Ready}, nil
+}
+func (fakeSandboxes) Stop(context.Context, string) error   { return nil }
+func (fakeSandboxes) Remove(context.Context, string) error { return nil }
+func (fakeSandboxes) Get(id string) (*sandbox.Sandbox, error) {
+	return nil, fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
+}
+func (fakeSandboxes) List(sandbox.Filter) []*sandbox.Sandbox { return nil }
+func (fakeSandboxes) Stats(id string) (*sandbox.Stats, error) {
+	return nil, fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
+}
+func (fakeSandboxes) UpdateResources(id string, _, _ *sandbox.Resources) error {
+	return fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
+}
+
 var (
+	_ Sandboxes     = fakeSandboxes{}
 	_ ImageStore    = fakeImages{}
 	_ ImageFsUsage  = fakeImages{}
 	_ ProgramProber = fakePrograms{}
@@ -89,6 +110,7 @@ func testOptions() Options {
 		CgroupDriver: "cgroupfs",
 		Handlers:     []string{"runc"},
 		Images:       fakeImages{},
+		Sandboxes:    fakeSandboxes{},
 		ImageFs:      fakeImages{},
 		Config:       map[string]string{"root": "/r"},
 	}
@@ -182,7 +204,7 @@ func TestInterceptors(t *testing.T) {
 		}
 	})
 	t.Run("not yet is Unimplemented", func(t *testing.T) {
-		_, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: "abc"})
+		_, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: "abc"})
 		if status.Code(err) != codes.Unimplemented {
 			t.Fatalf("err = %v", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/cri"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 	"github.com/cri-runtime/cri-runtime/pkg/version"
 )
@@ -76,6 +77,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	sandboxes, err := sandbox.New(ctx, sandbox.Options{
+		Root:         cfg.Root,
+		State:        cfg.State,
+		CgroupDriver: cfg.CgroupDriver,
+		Network:      network,
+	}, log.With("component", "sandbox"))
+	if err != nil {
+		return err
+	}
+
 	// Report readiness once at start-up; Status re-checks on every call.
 	if p, err := programs.Probe(ctx); err != nil {
 		log.Warn("runtime is not ready", "err", err)
@@ -89,6 +100,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Programs:     programs,
 		Network:      network,
 		Images:       images,
+		Sandboxes:    sandboxes,
 		ImageFs:      images,
 		CgroupDriver: cfg.CgroupDriver,
 		Handlers:     []string{filepath.Base(cfg.Runtime.Path)},

@@ -1,0 +1,87 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
+)
+
+// RunPodSandbox creates the pod's namespaces, files and network.
+func (s *runtimeService) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
+	if h := req.GetRuntimeHandler(); h != "" && !slices.Contains(s.opts.Handlers, h) {
+		return nil, fmt.Errorf("runtime handler %q is not configured (have %s): %w", h, strings.Join(s.opts.Handlers, ", "), errdefs.ErrInvalidArgument)
+	}
+	cfg, err := sandboxConfig(req.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeHandler = req.GetRuntimeHandler()
+	sb, err := s.opts.Sandboxes.Run(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: sb.ID}, nil
+}
+
+// sandboxConfig converts the CRI pod configuration.
+func sandboxConfig(c *runtimeapi.PodSandboxConfig) (sandbox.Config, error) {
+	md := c.GetMetadata()
+	ns := c.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	cfg := sandbox.Config{
+		Metadata:     sandbox.Metadata{Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt()},
+		Hostname:     c.GetHostname(),
+		LogDirectory: c.GetLogDirectory(),
+		Labels:       c.GetLabels(),
+		Annotations:  c.GetAnnotations(),
+		CgroupParent: c.GetLinux().GetCgroupParent(),
+		Sysctls:      c.GetLinux().GetSysctls(),
+		HostNetwork:  ns.GetNetwork() == runtimeapi.NamespaceMode_NODE,
+		HostIPC:      ns.GetIpc() == runtimeapi.NamespaceMode_NODE,
+		HostPID:      ns.GetPid() == runtimeapi.NamespaceMode_NODE,
+		Overhead:     resources(c.GetLinux().GetOverhead()),
+		Resources:    resources(c.GetLinux().GetResources()),
+	}
+	if d := c.GetDnsConfig(); d != nil {
+		cfg.DNS = &sandbox.DNSConfig{Servers: d.GetServers(), Searches: d.GetSearches(), Options: d.GetOptions()}
+	}
+	for _, pm := range c.GetPortMappings() {
+		proto := strings.ToLower(pm.GetProtocol().String())
+		if _, known := runtimeapi.Protocol_name[int32(pm.GetProtocol())]; !known {
+			return cfg, fmt.Errorf("port mapping protocol %d: %w", pm.GetProtocol(), errdefs.ErrInvalidArgument)
+		}
+		if pm.GetHostPort() == 0 {
+			continue // nothing to map: the port is only exposed inside the pod
+		}
+		cfg.PortMappings = append(cfg.PortMappings, cni.PortMapping{
+			HostPort: pm.GetHostPort(), ContainerPort: pm.GetContainerPort(), Protocol: proto, HostIP: pm.GetHostIp(),
+		})
+	}
+	return cfg, nil
+}
+
+func resources(r *runtimeapi.LinuxContainerResources) *sandbox.Resources {
+	if r == nil {
+		return nil
+	}
+	return &sandbox.Resources{
+		CPUPeriod: r.GetCpuPeriod(), CPUQuota: r.GetCpuQuota(), CPUShares: r.GetCpuShares(),
+		MemoryLimitInBytes: r.GetMemoryLimitInBytes(), CpusetCpus: r.GetCpusetCpus(), CpusetMems: r.GetCpusetMems(),
+	}
+}
+
+// UpdatePodSandboxResources records the pod-level resources the kubelet has
+// already applied to the pod's cgroup (api.proto: called after the kubelet
+// reconfigures it; best effort).
+func (s *runtimeService) UpdatePodSandboxResources(_ context.Context, req *runtimeapi.UpdatePodSandboxResourcesRequest) (*runtimeapi.UpdatePodSandboxResourcesResponse, error) {
+	if err := s.opts.Sandboxes.UpdateResources(req.GetPodSandboxId(), resources(req.GetOverhead()), resources(req.GetResources())); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.UpdatePodSandboxResourcesResponse{}, nil
+}

@@ -1,0 +1,198 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// ContainerStopper stops (and, for removal, removes) a pod's containers
+// before the pod's own resources go.
+type ContainerStopper interface {
+	StopPodContainers(ctx context.Context, podID string) error
+	RemovePodContainers(ctx context.Context, podID string) error
+}
+
+// SetContainers connects the container service, whose containers must stop
+// before their pod does. Call it once, before serving.
+func (m *Manager) SetContainers(c ContainerStopper) { m.containers = c }
+
+// Stop stops the pod's containers, then detaches its network and marks it
+// NotReady. Stopping a stopped or unknown pod succeeds: the CRI makes Stop
+// idempotent.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	sb, err := m.Get(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer m.lock(sb.ID)()
+	return m.stopLocked(ctx, sb.ID)
+}
+
+func (m *Manager) stopLocked(ctx context.Context, id string) error {
+	m.mu.Lock()
+	sb, ok := m.pods[id]
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if m.containers != nil {
+		if err := m.containers.StopPodContainers(ctx, id); err != nil {
+			return fmt.Errorf("stop containers of pod %s: %w", id, err)
+		}
+	}
+	if sb.State == NotReady {
+		return nil
+	}
+	if err := m.opts.Network.Detach(ctx, m.cniPod(sb), sb.Network); err != nil {
+		return fmt.Errorf("stop pod %s: %w", id, err)
+	}
+	m.mu.Lock()
+	sb.State = NotReady
+	m.mu.Unlock()
+	if err := m.save(sb); err != nil {
+		return err
+	}
+	m.log.Info("pod sandbox stopped", "pod", id)
+	return nil
+}
+
+// Remove stops the pod if needed, removes its containers, and deletes
+// everything it had: namespace pins, files, /dev/shm, the cgroup we made,
+// its record. Removing an unknown pod succeeds.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	sb, err := m.Get(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	id = sb.ID
+	defer m.lock(id)()
+	if err := m.stopLocked(ctx, id); err != nil {
+		return err
+	}
+	if m.containers != nil {
+		if err := m.containers.RemovePodContainers(ctx, id); err != nil {
+			return fmt.Errorf("remove containers of pod %s: %w", id, err)
+		}
+	}
+	m.mu.Lock()
+	sb, ok := m.pods[id]
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if err := unmountShm(sb.Dir); err != nil {
+		return err
+	}
+	if err := m.unpinAll(sb); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(sb.Dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove pod directory: %w", err)
+	}
+	if sb.CgroupCreated {
+		if err := removeCgroup(sb.CgroupParent); err != nil {
+			return err
+		}
+	}
+	if err := m.forget(id); err != nil {
+		return err
+	}
+	m.samples.forget(sb.CgroupParent)
+	m.mu.Lock()
+	delete(m.pods, id)
+	if m.byKey[sb.Config.Metadata.key()] == id {
+		delete(m.byKey, sb.Config.Metadata.key())
+	}
+	delete(m.locks, id)
+	m.mu.Unlock()
+	m.log.Info("pod sandbox removed", "pod", id)
+	return nil
+}
+
+// Get returns a copy of the pod with this ID or unique ID prefix.
+func (m *Manager) Get(id string) (*Sandbox, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sb, ok := m.pods[id]; ok {
+		return sb.clone(), nil
+	}
+	var found *Sandbox
+	if id != "" {
+		for pid, sb := range m.pods {
+			if strings.HasPrefix(pid, id) {
+				if found != nil {
+					return nil, fmt.Errorf("pod sandbox ID prefix %s is ambiguous: %w", id, errdefs.ErrInvalidArgument)
+				}
+				found = sb
+			}
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	return found.clone(), nil
+}
+
+// Filter selects pods for List; zero fields match everything.
+type Filter struct {
+	ID     string // full ID or prefix
+	State  State
+	Labels map[string]string // all must match
+}
+
+// List returns copies of the pods matching f, oldest first.
+func (m *Manager) List(f Filter) []*Sandbox {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Sandbox
+	for id, sb := range m.pods {
+		if f.ID != "" && !strings.HasPrefix(id, f.ID) || f.State != "" && sb.State != f.State || !labelsMatch(sb.Config.Labels, f.Labels) {
+			continue
+		}
+		out = append(out, sb.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
+}
+
+func labelsMatch(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// UpdateResources records the pod-level resources the kubelet has applied
+// to the pod's cgroup, so the pod's status reflects them.
+func (m *Manager) UpdateResources(id string, overhead, resources *Resources) error {
+	sb, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	defer m.lock(sb.ID)()
+	m.mu.Lock()
+	live, ok := m.pods[sb.ID]
+	if ok {
+		live.Config.Overhead, live.Config.Resources = overhead, resources
+	}
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	return m.save(live)
+}

@@ -1,0 +1,358 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
+)
+
+// Network attaches pods to the pod network and detaches them.
+type Network interface {
+	Attach(ctx context.Context, pod cni.Pod) (*cni.Attachment, error)
+	Detach(ctx context.Context, pod cni.Pod, att *cni.Attachment) error
+}
+
+// Options configure a Manager.
+type Options struct {
+	Root, State  string // the daemon's --root and --state
+	CgroupDriver string
+	Network      Network
+	HostResolv   string // the host's resolv.conf, for pods without DNS settings
+}
+
+// createTimeout bounds one RunPodSandbox's work, which goes on after the
+// client gives up (so a retry can receive the pod).
+const createTimeout = 4 * time.Minute
+
+// Manager runs pod sandboxes. All methods are safe for concurrent use;
+// operations on one pod are serialized, different pods proceed in parallel.
+type Manager struct {
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	pods     map[string]*Sandbox    // by ID
+	byKey    map[string]string      // metadata key → ID
+	creating map[string]*creation   // metadata key → RunPodSandbox in flight
+	locks    map[string]*sync.Mutex // per-pod operation locks
+
+	containers ContainerStopper
+	samples    cpuSamples
+}
+
+// creation is a RunPodSandbox in flight, which retries of the same
+// metadata wait for instead of failing with "name in use".
+type creation struct {
+	done chan struct{}
+	sb   *Sandbox
+	err  error
+}
+
+// New loads the pods recorded under opts.Root. A pod whose namespaces are
+// gone (the host rebooted and --state was on tmpfs) is marked NotReady and
+// its addresses are released from the persisted network configuration.
+func New(ctx context.Context, opts Options, log *slog.Logger) (*Manager, error) {
+	if opts.HostResolv == "" {
+		opts.HostResolv = "/etc/resolv.conf"
+	}
+	m := &Manager{opts: opts, log: log, pods: map[string]*Sandbox{}, byKey: map[string]string{},
+		creating: map[string]*creation{}, locks: map[string]*sync.Mutex{}}
+	pods, err := m.loadAll()
+	if err != nil {
+		return nil, fmt.Errorf("load pods: %w", err)
+	}
+	for _, sb := range pods {
+		if sb.State == Ready && !m.namespacesPresent(sb) {
+			log.Warn("pod lost its namespaces (reboot?); marking it not ready", "pod", sb.ID)
+			if err := m.opts.Network.Detach(ctx, m.cniPod(sb), sb.Network); err != nil {
+				log.Warn("release network of lost pod", "pod", sb.ID, "err", err)
+			}
+			sb.State = NotReady
+			if err := m.save(sb); err != nil {
+				log.Warn("save pod", "pod", sb.ID, "err", err)
+			}
+		}
+		m.pods[sb.ID] = sb
+		m.byKey[sb.Config.Metadata.key()] = sb.ID
+	}
+	log.Info("pods loaded", "count", len(pods))
+	return m, nil
+}
+
+func (m *Manager) namespacesPresent(sb *Sandbox) bool {
+	for _, p := range sb.Namespaces {
+		if _, err := os.Stat(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// lock serializes operations on one pod.
+func (m *Manager) lock(id string) func() {
+	m.mu.Lock()
+	l, ok := m.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		m.locks[id] = l
+	}
+	m.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// Run creates a ready pod. A second Run with the same metadata fails with
+// AlreadyExists naming the pod, except when the client that asked first gave
+// up before receiving it: then the retry receives that pod. A Run arriving
+// while the same metadata is still being created waits for it.
+func (m *Manager) Run(ctx context.Context, cfg Config) (*Sandbox, error) {
+	if err := m.validate(&cfg); err != nil {
+		return nil, err
+	}
+	key := cfg.Metadata.key()
+	m.mu.Lock()
+	if id, ok := m.byKey[key]; ok {
+		sb := m.pods[id]
+		if !sb.claimed {
+			sb.claimed = true
+			m.mu.Unlock()
+			m.log.Info("handing a pod created for a client that gave up to its retry", "pod", id)
+			return sb.clone(), nil
+		}
+		m.mu.Unlock()
+		return nil, fmt.Errorf("pod sandbox %s already exists for %s/%s (uid %s, attempt %d): %w",
+			id, cfg.Metadata.Namespace, cfg.Metadata.Name, cfg.Metadata.UID, cfg.Metadata.Attempt, errdefs.ErrAlreadyExists)
+	}
+	c, inFlight := m.creating[key]
+	if !inFlight {
+		c = &creation{done: make(chan struct{})}
+		m.creating[key] = c
+		go func() {
+			// The work is not tied to this client: if it gives up, a
+			// retry receives the result.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+			defer cancel()
+			sb, err := m.create(wctx, cfg)
+			m.mu.Lock()
+			delete(m.creating, key)
+			if err == nil {
+				m.pods[sb.ID] = sb
+				m.byKey[key] = sb.ID
+			}
+			c.sb, c.err = sb, err
+			m.mu.Unlock()
+			close(c.done)
+		}()
+	}
+	m.mu.Unlock()
+
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("run pod sandbox %s/%s: %w (the pod is still being created; a retry will receive it)", cfg.Metadata.Namespace, cfg.Metadata.Name, ctx.Err())
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c.sb.claimed || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("pod sandbox %s already exists for %s/%s: %w", c.sb.ID, cfg.Metadata.Namespace, cfg.Metadata.Name, errdefs.ErrAlreadyExists)
+	}
+	c.sb.claimed = true
+	return c.sb.clone(), nil
+}
+
+func (m *Manager) validate(cfg *Config) error {
+	own := map[string]bool{netNS.name: !cfg.HostNetwork, ipcNS.name: !cfg.HostIPC, utsNS.name: !cfg.HostNetwork}
+	if err := checkSysctls(cfg.Sysctls, own); err != nil {
+		return err
+	}
+	for _, pm := range cfg.PortMappings {
+		switch pm.Protocol {
+		case "tcp", "udp", "sctp":
+		default:
+			return fmt.Errorf("port mapping protocol %q: %w", pm.Protocol, errdefs.ErrInvalidArgument)
+		}
+		if pm.ContainerPort <= 0 || pm.ContainerPort > 65535 || pm.HostPort < 0 || pm.HostPort > 65535 {
+			return fmt.Errorf("port mapping %d→%d out of range: %w", pm.HostPort, pm.ContainerPort, errdefs.ErrInvalidArgument)
+		}
+	}
+	if _, err := cgroupPath(m.opts.CgroupDriver, cfg.CgroupParent, "000000000000"); err != nil {
+		return err
+	}
+	if s, ok := cfg.Annotations[ShmSizeAnnotation]; ok {
+		if n, err := strconv.ParseInt(s, 10, 64); err != nil || n <= 0 {
+			return fmt.Errorf("annotation %s=%q is not a positive number of bytes: %w", ShmSizeAnnotation, s, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// create does the work of Run, undoing every step on failure.
+func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr error) {
+	id := newID()
+	sb := &Sandbox{
+		ID:         id,
+		Config:     cfg,
+		State:      Ready,
+		CreatedAt:  time.Now(),
+		Dir:        filepath.Join(m.opts.State, "sandboxes", id),
+		Namespaces: map[string]string{},
+		claimed:    false,
+	}
+	var undo []func() error
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			if err := undo[i](); err != nil {
+				m.log.Warn("roll back a failed RunPodSandbox", "pod", id, "err", err)
+			}
+		}
+	}()
+	undo = append(undo, func() error { return os.RemoveAll(sb.Dir) })
+	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
+		return nil, err
+	}
+
+	// Namespaces, with the hostname and sysctls set inside them.
+	var kinds []nsKind
+	if !cfg.HostNetwork {
+		kinds = append(kinds, netNS, utsNS)
+	}
+	if !cfg.HostIPC {
+		kinds = append(kinds, ipcNS)
+	}
+	hostname := m.hostname(cfg)
+	nsDir := filepath.Join(sb.Dir, "ns")
+	undo = append(undo, func() error { return m.unpinAll(sb) })
+	err := createNamespaces(nsDir, kinds, func() error {
+		if !cfg.HostNetwork && hostname != "" {
+			if err := unix.Sethostname([]byte(hostname)); err != nil {
+				return fmt.Errorf("set hostname %q: %w", hostname, err)
+			}
+		}
+		return writeSysctls(cfg.Sysctls)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create namespaces of pod %s: %w", id, err)
+	}
+	for _, k := range kinds {
+		sb.Namespaces[k.name] = filepath.Join(nsDir, k.name)
+	}
+
+	// The cgroup parent.
+	sb.CgroupParent, err = cgroupPath(m.opts.CgroupDriver, cfg.CgroupParent, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.opts.CgroupDriver != "systemd" {
+		created, err := ensureCgroup(sb.CgroupParent)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			sb.CgroupCreated = true
+			undo = append(undo, func() error { return removeCgroup(sb.CgroupParent) })
+		}
+	}
+
+	// Files and /dev/shm.
+	if err := os.WriteFile(sb.HostnamePath(), []byte(hostname+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	resolv, err := resolvConf(cfg.DNS, m.opts.HostResolv)
+	if err != nil {
+		return nil, fmt.Errorf("resolv.conf: %w", err)
+	}
+	if err := os.WriteFile(sb.ResolvConfPath(), resolv, 0o644); err != nil {
+		return nil, err
+	}
+	if !cfg.HostIPC {
+		size := int64(DefaultShmSize)
+		if s, ok := cfg.Annotations[ShmSizeAnnotation]; ok {
+			size, _ = strconv.ParseInt(s, 10, 64)
+		}
+		undo = append(undo, func() error { return unmountShm(sb.Dir) })
+		if err := mountShm(sb.Dir, size); err != nil {
+			return nil, err
+		}
+	}
+
+	// Networking.
+	if !cfg.HostNetwork {
+		att, err := m.opts.Network.Attach(ctx, m.cniPod(sb))
+		if err != nil {
+			return nil, fmt.Errorf("set up network of pod %s: %w", id, err)
+		}
+		sb.Network = att
+		undo = append(undo, func() error { return m.opts.Network.Detach(context.WithoutCancel(ctx), m.cniPod(sb), att) })
+	}
+	hosts := hostsContent(hostname, sb.IPs())
+	if cfg.HostNetwork {
+		if hosts, err = os.ReadFile("/etc/hosts"); err != nil {
+			return nil, fmt.Errorf("read the host's /etc/hosts: %w", err)
+		}
+	}
+	if err := writeFileAtomic(sb.HostsPath(), hosts, 0o644); err != nil {
+		return nil, err
+	}
+
+	undo = append(undo, func() error { return m.forget(id) })
+	if err := m.save(sb); err != nil {
+		return nil, err
+	}
+	m.log.Info("pod sandbox ready", "pod", id, "name", cfg.Metadata.Namespace+"/"+cfg.Metadata.Name, "ips", sb.IPs())
+	return sb, nil
+}
+
+// hostname is the pod's hostname: as configured, else the pod's name; the
+// host's own for host-network pods.
+func (m *Manager) hostname(cfg Config) string {
+	if cfg.HostNetwork {
+		h, _ := os.Hostname()
+		return h
+	}
+	if cfg.Hostname != "" {
+		return cfg.Hostname
+	}
+	return cfg.Metadata.Name
+}
+
+func (m *Manager) cniPod(sb *Sandbox) cni.Pod {
+	md := sb.Config.Metadata
+	return cni.Pod{ID: sb.ID, Name: md.Name, Namespace: md.Namespace, UID: md.UID, NetNS: sb.NetNSPath(), PortMappings: sb.Config.PortMappings}
+}
+
+func (m *Manager) unpinAll(sb *Sandbox) error {
+	var first error
+	for _, k := range []nsKind{netNS, ipcNS, utsNS} {
+		if err := unpin(filepath.Join(sb.Dir, "ns", k.name)); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func newID() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

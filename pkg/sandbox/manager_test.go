@@ -1,0 +1,232 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
+)
+
+// fakeNetwork hands out one address per pod; Attach can be made to fail or
+// to wait for a release.
+type fakeNetwork struct {
+	mu       sync.Mutex
+	fail     error
+	gate     chan struct{} // when set, Attach waits for it to close
+	attached map[string]bool
+}
+
+func (f *fakeNetwork) Attach(ctx context.Context, pod cni.Pod) (*cni.Attachment, error) {
+	f.mu.Lock()
+	gate, fail := f.gate, f.fail
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if fail != nil {
+		return nil, fail
+	}
+	if _, err := os.Stat(pod.NetNS); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.attached[pod.ID] = true
+	f.mu.Unlock()
+	return &cni.Attachment{Network: "fake", IPs: []string{"10.1.2.3"}}, nil
+}
+
+func (f *fakeNetwork) Detach(_ context.Context, pod cni.Pod, _ *cni.Attachment) error {
+	f.mu.Lock()
+	delete(f.attached, pod.ID)
+	f.mu.Unlock()
+	return nil
+}
+
+var _ Network = (*fakeNetwork)(nil)
+
+func newTestManager(t *testing.T, root, state string, net *fakeNetwork) *Manager {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("creating namespaces needs root")
+	}
+	m, err := New(context.Background(), Options{Root: root, State: state, CgroupDriver: "cgroupfs", Network: net},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func podConfig(name string) Config {
+	// A parent cgroup that already exists, so tests create no cgroups.
+	return Config{Metadata: Metadata{Name: name, Namespace: "ns", UID: "uid-" + name}, CgroupParent: "/"}
+}
+
+// mountsUnder counts mount points below dir.
+func mountsUnder(t *testing.T, dir string) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRunStopRemove(t *testing.T) {
+	root, state := t.TempDir(), t.TempDir()
+	net := &fakeNetwork{attached: map[string]bool{}}
+	m := newTestManager(t, root, state, net)
+	ctx := context.Background()
+
+	sb, err := m.Run(ctx, podConfig("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.State != Ready || len(sb.Namespaces) != 3 || !net.attached[sb.ID] || mountsUnder(t, state) != 4 {
+		t.Fatalf("after Run: %+v, attached=%v, mounts=%d", sb, net.attached[sb.ID], mountsUnder(t, state))
+	}
+	if _, err := m.Run(ctx, podConfig("a")); !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), sb.ID) {
+		t.Fatalf("second Run with the same metadata = %v; want AlreadyExists naming %s", err, sb.ID)
+	}
+
+	// A restarted manager sees the same pod.
+	m2 := newTestManager(t, root, state, net)
+	if got, err := m2.Get(sb.ID[:8]); err != nil || got.ID != sb.ID || got.State != Ready || got.IPs()[0] != "10.1.2.3" {
+		t.Fatalf("reloaded pod = %+v, %v", got, err)
+	}
+
+	for i := 0; i < 2; i++ {
+		if err := m.Stop(ctx, sb.ID); err != nil {
+			t.Fatalf("Stop #%d: %v", i, err)
+		}
+	}
+	if got, _ := m.Get(sb.ID); got.State != NotReady || net.attached[sb.ID] {
+		t.Fatalf("after Stop: state %s, attached %v", got.State, net.attached[sb.ID])
+	}
+	for i := 0; i < 2; i++ {
+		if err := m.Remove(ctx, sb.ID); err != nil {
+			t.Fatalf("Remove #%d: %v", i, err)
+		}
+	}
+	if _, err := m.Get(sb.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("Get after Remove = %v; want NotFound", err)
+	}
+	if n := mountsUnder(t, state); n != 0 {
+		t.Fatalf("%d mounts left under the state dir", n)
+	}
+	if entries, _ := os.ReadDir(root + "/sandboxes"); len(entries) != 0 {
+		t.Fatalf("records left: %v", entries)
+	}
+	if err := m.Stop(ctx, "unknown"); err != nil {
+		t.Fatalf("Stop of an unknown pod = %v; want success", err)
+	}
+}
+
+func TestFailedRunLeavesNothing(t *testing.T) {
+	root, state := t.TempDir(), t.TempDir()
+	net := &fakeNetwork{attached: map[string]bool{}, fail: errors.New("plugin exploded")}
+	m := newTestManager(t, root, state, net)
+	if _, err := m.Run(context.Background(), podConfig("a")); err == nil || !strings.Contains(err.Error(), "plugin exploded") {
+		t.Fatalf("Run = %v; want the network's error", err)
+	}
+	if n := mountsUnder(t, state); n != 0 {
+		t.Fatalf("%d mounts left after a failed Run", n)
+	}
+	for _, dir := range []string{state + "/sandboxes", root + "/sandboxes"} {
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Fatalf("%s not empty after a failed Run: %v", dir, entries)
+		}
+	}
+	if len(m.List(Filter{})) != 0 {
+		t.Fatal("a failed pod is listed")
+	}
+	// The metadata is free again.
+	net.mu.Lock()
+	net.fail = nil
+	net.mu.Unlock()
+	sb, err := m.Run(context.Background(), podConfig("a"))
+	if err != nil {
+		t.Fatalf("Run after a failed one: %v", err)
+	}
+	if err := m.Remove(context.Background(), sb.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRetryReceivesThePodItsClientGaveUpOn(t *testing.T) {
+	net := &fakeNetwork{attached: map[string]bool{}, gate: make(chan struct{})}
+	m := newTestManager(t, t.TempDir(), t.TempDir(), net)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := m.Run(ctx, podConfig("slow")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run past its deadline = %v; want DeadlineExceeded", err)
+	}
+
+	// The kubelet retries while the first creation is still running.
+	type result struct {
+		sb  *Sandbox
+		err error
+	}
+	retry := make(chan result, 1)
+	go func() {
+		sb, err := m.Run(context.Background(), podConfig("slow"))
+		retry <- result{sb, err}
+	}()
+	close(net.gate)
+	r := <-retry
+	if r.err != nil {
+		t.Fatalf("retry = %v; want the pod", r.err)
+	}
+	pods := m.List(Filter{})
+	if len(pods) != 1 || pods[0].ID != r.sb.ID {
+		t.Fatalf("pods = %v; want exactly the one the retry received", pods)
+	}
+	// Once received, the pod is taken.
+	if _, err := m.Run(context.Background(), podConfig("slow")); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("third Run = %v; want AlreadyExists", err)
+	}
+	if err := m.Remove(context.Background(), r.sb.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRetryAfterCompletionReceivesThePod(t *testing.T) {
+	net := &fakeNetwork{attached: map[string]bool{}, gate: make(chan struct{})}
+	m := newTestManager(t, t.TempDir(), t.TempDir(), net)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := m.Run(ctx, podConfig("late")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run past its deadline = %v", err)
+	}
+	close(net.gate)
+	// Wait, with a deadline, until the abandoned creation has finished.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(m.List(Filter{})) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the abandoned creation never finished")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	sb, err := m.Run(context.Background(), podConfig("late"))
+	if err != nil {
+		t.Fatalf("retry after completion = %v; want the finished pod", err)
+	}
+	if err := m.Remove(context.Background(), sb.ID); err != nil {
+		t.Fatal(err)
+	}
+}

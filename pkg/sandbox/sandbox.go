@@ -1,0 +1,137 @@
+// Package sandbox runs pod sandboxes: the network, IPC and UTS namespaces a
+// pod's containers share, pinned by bind mounts instead of held open by a
+// pause container, plus the pod's cgroup parent, its hostname, hosts,
+// resolv.conf and /dev/shm, and its CNI network attachment.
+package sandbox
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
+)
+
+// State is a sandbox's lifecycle state.
+type State string
+
+const (
+	// Ready: namespaces pinned and networking attached; containers may run.
+	Ready State = "ready"
+	// NotReady: stopped (networking torn down) or not recovered after a
+	// reboot; the pod can only be removed.
+	NotReady State = "notready"
+)
+
+// Metadata identifies a pod as the kubelet knows it. Two sandboxes with
+// the same metadata cannot exist at once.
+type Metadata struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	UID       string `json:"uid"`
+	Attempt   uint32 `json:"attempt"`
+}
+
+func (m Metadata) key() string {
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%d", m.Namespace, m.Name, m.UID, m.Attempt)
+}
+
+// DNSConfig is the pod's resolver configuration.
+type DNSConfig struct {
+	Servers  []string `json:"servers,omitempty"`
+	Searches []string `json:"searches,omitempty"`
+	Options  []string `json:"options,omitempty"`
+}
+
+// Resources is the pod-level resource configuration the kubelet reports
+// through UpdatePodSandboxResources (the kubelet itself applies it to the
+// pod's cgroup).
+type Resources struct {
+	CPUPeriod          int64  `json:"cpuPeriod,omitempty"`
+	CPUQuota           int64  `json:"cpuQuota,omitempty"`
+	CPUShares          int64  `json:"cpuShares,omitempty"`
+	MemoryLimitInBytes int64  `json:"memoryLimitInBytes,omitempty"`
+	CpusetCpus         string `json:"cpusetCpus,omitempty"`
+	CpusetMems         string `json:"cpusetMems,omitempty"`
+}
+
+// Config is what a pod asks for.
+type Config struct {
+	Metadata       Metadata          `json:"metadata"`
+	Hostname       string            `json:"hostname,omitempty"`
+	LogDirectory   string            `json:"logDirectory,omitempty"`
+	DNS            *DNSConfig        `json:"dns,omitempty"`
+	PortMappings   []cni.PortMapping `json:"portMappings,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Annotations    map[string]string `json:"annotations,omitempty"`
+	CgroupParent   string            `json:"cgroupParent,omitempty"`
+	Sysctls        map[string]string `json:"sysctls,omitempty"`
+	HostNetwork    bool              `json:"hostNetwork,omitempty"`
+	HostIPC        bool              `json:"hostIPC,omitempty"`
+	HostPID        bool              `json:"hostPID,omitempty"`
+	RuntimeHandler string            `json:"runtimeHandler,omitempty"`
+	Overhead       *Resources        `json:"overhead,omitempty"`
+	Resources      *Resources        `json:"resources,omitempty"`
+}
+
+// Sandbox is a pod sandbox as persisted under --root. Values handed out by
+// the Manager are copies: reading them needs no lock.
+type Sandbox struct {
+	ID        string    `json:"id"`
+	Config    Config    `json:"config"`
+	State     State     `json:"state"`
+	CreatedAt time.Time `json:"createdAt"`
+
+	// Dir is the pod's volatile directory (namespace pins, files, shm).
+	Dir string `json:"dir"`
+	// Namespaces maps a namespace kind ("net", "ipc", "uts") the pod owns
+	// to its pin; kinds shared with the host are absent.
+	Namespaces map[string]string `json:"namespaces"`
+	// Network is what CNI ADD did, for DEL; nil for host-network pods.
+	Network *cni.Attachment `json:"network,omitempty"`
+	// CgroupParent is the resolved cgroup path of the pod (cgroupfs form);
+	// CgroupCreated says whether we made it, and so must remove it.
+	CgroupParent  string `json:"cgroupParent"`
+	CgroupCreated bool   `json:"cgroupCreated,omitempty"`
+
+	// claimed is false while the client that asked for the pod has not
+	// received it (it gave up waiting); a retry then receives it.
+	claimed bool
+}
+
+// IPs are the pod's addresses, IPv4 first.
+func (s *Sandbox) IPs() []string {
+	if s.Network == nil {
+		return nil
+	}
+	return s.Network.IPs
+}
+
+// NetNSPath is the pod's network namespace, "" for host-network pods.
+func (s *Sandbox) NetNSPath() string { return s.Namespaces[netNS.name] }
+
+// HostsPath, HostnamePath, ResolvConfPath and ShmPath are the files and
+// mount the pod's containers bind-mount; ShmPath is "" for host-IPC pods.
+func (s *Sandbox) HostsPath() string      { return s.Dir + "/" + hostsFile }
+func (s *Sandbox) HostnamePath() string   { return s.Dir + "/" + hostnameFile }
+func (s *Sandbox) ResolvConfPath() string { return s.Dir + "/" + resolvFile }
+func (s *Sandbox) ShmPath() string {
+	if s.Config.HostIPC {
+		return ""
+	}
+	return s.Dir + "/" + shmDir
+}
+
+// clone returns a copy safe to hand out.
+func (s *Sandbox) clone() *Sandbox {
+	c := *s
+	c.Namespaces = make(map[string]string, len(s.Namespaces))
+	for k, v := range s.Namespaces {
+		c.Namespaces[k] = v
+	}
+	if s.Network != nil {
+		n := *s.Network
+		n.IPs = append([]string(nil), s.Network.IPs...)
+		c.Network = &n
+	}
+	return &c
+}
