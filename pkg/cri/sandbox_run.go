@@ -44,9 +44,21 @@ func sandboxConfig(c *runtimeapi.PodSandboxConfig) (sandbox.Config, error) {
 		Sysctls:      c.GetLinux().GetSysctls(),
 		HostNetwork:  ns.GetNetwork() == runtimeapi.NamespaceMode_NODE,
 		HostIPC:      ns.GetIpc() == runtimeapi.NamespaceMode_NODE,
-		HostPID:      ns.GetPid() == runtimeapi.NamespaceMode_NODE,
 		Overhead:     resources(c.GetLinux().GetOverhead()),
 		Resources:    resources(c.GetLinux().GetResources()),
+	}
+	switch ns.GetPid() {
+	case runtimeapi.NamespaceMode_NODE:
+		cfg.PIDMode = sandbox.PIDHost
+	case runtimeapi.NamespaceMode_POD:
+		cfg.PIDMode = sandbox.PIDPod
+	case runtimeapi.NamespaceMode_CONTAINER:
+	default:
+		return cfg, fmt.Errorf("namespace_options.pid %v is not valid for a pod: %w", ns.GetPid(), errdefs.ErrInvalidArgument)
+	}
+	if ns.GetNetwork() != runtimeapi.NamespaceMode_POD && ns.GetNetwork() != runtimeapi.NamespaceMode_NODE ||
+		ns.GetIpc() != runtimeapi.NamespaceMode_POD && ns.GetIpc() != runtimeapi.NamespaceMode_NODE {
+		return cfg, fmt.Errorf("namespace_options: network and ipc must be POD or NODE for a pod: %w", errdefs.ErrInvalidArgument)
 	}
 	if d := c.GetDnsConfig(); d != nil {
 		cfg.DNS = &sandbox.DNSConfig{Servers: d.GetServers(), Searches: d.GetSearches(), Options: d.GetOptions()}

@@ -28,8 +28,8 @@ func (s *runtimeService) PodSandboxStats(_ context.Context, req *runtimeapi.PodS
 	return &runtimeapi.PodSandboxStatsResponse{Stats: st}, nil
 }
 
-// ListPodSandboxStats reports the stats of every pod matching the filter;
-// a pod removed meanwhile is skipped.
+// ListPodSandboxStats reports the stats of every ready pod matching the
+// filter (a stopped pod runs nothing); a pod removed meanwhile is skipped.
 func (s *runtimeService) ListPodSandboxStats(_ context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
 	stats, err := s.listPodStats(req.GetFilter())
 	if err != nil {
@@ -54,7 +54,7 @@ func (s *runtimeService) StreamPodSandboxStats(req *runtimeapi.StreamPodSandboxS
 
 func (s *runtimeService) listPodStats(f *runtimeapi.PodSandboxStatsFilter) ([]*runtimeapi.PodSandboxStats, error) {
 	var out []*runtimeapi.PodSandboxStats
-	for _, sb := range s.opts.Sandboxes.List(sandbox.Filter{ID: f.GetId(), Labels: f.GetLabelSelector()}) {
+	for _, sb := range s.opts.Sandboxes.List(sandbox.Filter{ID: f.GetId(), Labels: f.GetLabelSelector(), State: sandbox.Ready}) {
 		st, err := s.podStats(sb)
 		if errors.Is(err, errdefs.ErrNotFound) {
 			continue

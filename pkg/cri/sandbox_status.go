@@ -46,6 +46,16 @@ func nsMode(host bool) runtimeapi.NamespaceMode {
 	return runtimeapi.NamespaceMode_POD
 }
 
+func pidMode(m sandbox.PIDMode) runtimeapi.NamespaceMode {
+	switch m {
+	case sandbox.PIDHost:
+		return runtimeapi.NamespaceMode_NODE
+	case sandbox.PIDPod:
+		return runtimeapi.NamespaceMode_POD
+	}
+	return runtimeapi.NamespaceMode_CONTAINER
+}
+
 func podStatus(sb *sandbox.Sandbox) *runtimeapi.PodSandboxStatus {
 	st := &runtimeapi.PodSandboxStatus{
 		Id:        sb.ID,
@@ -54,7 +64,7 @@ func podStatus(sb *sandbox.Sandbox) *runtimeapi.PodSandboxStatus {
 		CreatedAt: sb.CreatedAt.UnixNano(),
 		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: &runtimeapi.NamespaceOption{
 			Network: nsMode(sb.Config.HostNetwork),
-			Pid:     nsMode(sb.Config.HostPID),
+			Pid:     pidMode(sb.Config.PIDMode),
 			Ipc:     nsMode(sb.Config.HostIPC),
 		}}},
 		Labels:         sb.Config.Labels,

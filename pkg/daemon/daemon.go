@@ -25,6 +25,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.command == "pause" {
+		return pause(ctx)
+	}
 	cfg, warnings, err := o.loadConfig()
 	if err != nil {
 		return err

@@ -37,6 +37,11 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	}
 	switch o.command {
 	case "serve", "config", "version":
+	case "pause":
+		if len(args) > 0 {
+			return nil, fmt.Errorf("pause takes no arguments")
+		}
+		return o, nil
 	default:
 		return nil, fmt.Errorf("unknown command %q (want serve, config or version)", o.command)
 	}

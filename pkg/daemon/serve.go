@@ -77,7 +77,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find our own binary: %w", err)
+	}
 	sandboxes, err := sandbox.New(ctx, sandbox.Options{
+		PauseBinary:  self,
 		Root:         cfg.Root,
 		State:        cfg.State,
 		CgroupDriver: cfg.CgroupDriver,

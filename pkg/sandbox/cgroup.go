@@ -62,21 +62,26 @@ func cgroupManager(path string) (cgroups.Manager, error) {
 }
 
 // ensureCgroup creates the cgroup at path in every hierarchy when it does
-// not exist yet, and reports whether it did. The kubelet normally creates
-// pod cgroups itself; then we leave them to it.
-func ensureCgroup(path string) (bool, error) {
+// not exist yet. It returns the topmost directory it had to create ("" when
+// the cgroup existed), so removal can take away exactly what we made. The
+// kubelet normally creates pod cgroups itself; then we leave them to it.
+func ensureCgroup(path string) (string, error) {
 	if cgroupExists(path) {
-		return false, nil
+		return "", nil
+	}
+	top := path
+	for parent := filepath.Dir(top); parent != "/" && !cgroupExists(parent); parent = filepath.Dir(parent) {
+		top = parent
 	}
 	m, err := cgroupManager(path)
 	if err != nil {
-		return false, fmt.Errorf("cgroup %s: %w", path, err)
+		return "", fmt.Errorf("cgroup %s: %w", path, err)
 	}
 	if err := m.Apply(-1); err != nil {
-		_ = m.Destroy()
-		return false, fmt.Errorf("create cgroup %s: %w", path, err)
+		_ = removeCgroup(path, top)
+		return "", fmt.Errorf("create cgroup %s: %w", path, err)
 	}
-	return true, nil
+	return top, nil
 }
 
 // cgroupExists looks in the unified hierarchy, or in the memory controller's
@@ -90,14 +95,25 @@ func cgroupExists(path string) bool {
 	return err == nil
 }
 
-// removeCgroup removes a cgroup we created; gone already is fine.
-func removeCgroup(path string) error {
+// removeCgroup removes a cgroup we created, then each ancestor up to top
+// that we created with it and that nothing else uses now (a non-empty one is
+// shared with another pod and stays). Gone already is fine.
+func removeCgroup(path, top string) error {
 	m, err := cgroupManager(path)
 	if err != nil {
 		return err
 	}
 	if err := m.Destroy(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove cgroup %s: %w", path, err)
+	}
+	for dir := filepath.Dir(path); top != "" && dir != "/" && strings.HasPrefix(path, top) && len(dir) >= len(top); dir = filepath.Dir(dir) {
+		parent, err := cgroupManager(dir)
+		if err != nil {
+			return err
+		}
+		if err := parent.Destroy(); err != nil {
+			break // still used by another pod's cgroup
+		}
 	}
 	return nil
 }

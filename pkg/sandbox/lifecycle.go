@@ -57,6 +57,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string) error {
 		return fmt.Errorf("stop pod %s: %w", id, err)
 	}
 	m.mu.Lock()
+	m.stopPause(sb)
 	sb.State = NotReady
 	m.mu.Unlock()
 	if err := m.save(sb); err != nil {
@@ -102,8 +103,8 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := os.RemoveAll(sb.Dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove pod directory: %w", err)
 	}
-	if sb.CgroupCreated {
-		if err := removeCgroup(sb.CgroupParent); err != nil {
+	if sb.CgroupCreated != "" {
+		if err := removeCgroup(sb.CgroupParent, sb.CgroupCreated); err != nil {
 			return err
 		}
 	}

@@ -30,6 +30,9 @@ type Options struct {
 	CgroupDriver string
 	Network      Network
 	HostResolv   string // the host's resolv.conf, for pods without DNS settings
+	// PauseBinary is run as "PauseBinary pause" to be the init of pods whose
+	// containers share a PID namespace: normally the daemon's own binary.
+	PauseBinary string
 }
 
 // createTimeout bounds one RunPodSandbox's work, which goes on after the
@@ -264,13 +267,24 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		return nil, err
 	}
 	if m.opts.CgroupDriver != "systemd" {
-		created, err := ensureCgroup(sb.CgroupParent)
+		top, err := ensureCgroup(sb.CgroupParent)
 		if err != nil {
 			return nil, err
 		}
-		if created {
-			sb.CgroupCreated = true
-			undo = append(undo, func() error { return removeCgroup(sb.CgroupParent) })
+		if top != "" {
+			sb.CgroupCreated = top
+			undo = append(undo, func() error { return removeCgroup(sb.CgroupParent, top) })
+		}
+	}
+
+	// A shared PID namespace needs an init to live.
+	if cfg.PIDMode == PIDPod {
+		if m.opts.PauseBinary == "" {
+			return nil, errNoPauseBinary
+		}
+		undo = append(undo, func() error { m.stopPause(sb); return unpin(filepath.Join(nsDir, pidNS.name)) })
+		if err := m.startPause(sb); err != nil {
+			return nil, err
 		}
 	}
 
@@ -343,7 +357,7 @@ func (m *Manager) cniPod(sb *Sandbox) cni.Pod {
 
 func (m *Manager) unpinAll(sb *Sandbox) error {
 	var first error
-	for _, k := range []nsKind{netNS, ipcNS, utsNS} {
+	for _, k := range []nsKind{netNS, ipcNS, utsNS, pidNS} {
 		if err := unpin(filepath.Join(sb.Dir, "ns", k.name)); err != nil && first == nil {
 			first = err
 		}

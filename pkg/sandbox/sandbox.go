@@ -54,6 +54,18 @@ type Resources struct {
 	CpusetMems         string `json:"cpusetMems,omitempty"`
 }
 
+// PIDMode says whose PID namespace the pod's containers use.
+type PIDMode string
+
+const (
+	// PIDContainer: each container has its own (the kubelet's default).
+	PIDContainer PIDMode = ""
+	// PIDPod: the containers share one, kept alive by a tiny init process.
+	PIDPod PIDMode = "pod"
+	// PIDHost: the host's.
+	PIDHost PIDMode = "host"
+)
+
 // Config is what a pod asks for.
 type Config struct {
 	Metadata       Metadata          `json:"metadata"`
@@ -67,7 +79,7 @@ type Config struct {
 	Sysctls        map[string]string `json:"sysctls,omitempty"`
 	HostNetwork    bool              `json:"hostNetwork,omitempty"`
 	HostIPC        bool              `json:"hostIPC,omitempty"`
-	HostPID        bool              `json:"hostPID,omitempty"`
+	PIDMode        PIDMode           `json:"pidMode,omitempty"`
 	RuntimeHandler string            `json:"runtimeHandler,omitempty"`
 	Overhead       *Resources        `json:"overhead,omitempty"`
 	Resources      *Resources        `json:"resources,omitempty"`
@@ -88,10 +100,16 @@ type Sandbox struct {
 	Namespaces map[string]string `json:"namespaces"`
 	// Network is what CNI ADD did, for DEL; nil for host-network pods.
 	Network *cni.Attachment `json:"network,omitempty"`
-	// CgroupParent is the resolved cgroup path of the pod (cgroupfs form);
-	// CgroupCreated says whether we made it, and so must remove it.
+	// CgroupParent is the resolved cgroup path of the pod (cgroupfs form).
+	// CgroupCreated is the topmost directory we created for it, which we
+	// remove with the pod ("" when the cgroup was already there).
 	CgroupParent  string `json:"cgroupParent"`
-	CgroupCreated bool   `json:"cgroupCreated,omitempty"`
+	CgroupCreated string `json:"cgroupCreated,omitempty"`
+
+	// PausePID and PauseStart identify the init of a pod that shares one
+	// PID namespace among its containers (see startPause).
+	PausePID   int    `json:"pausePID,omitempty"`
+	PauseStart uint64 `json:"pauseStart,omitempty"`
 
 	// claimed is false while the client that asked for the pod has not
 	// received it (it gave up waiting); a retry then receives it.
@@ -105,6 +123,9 @@ func (s *Sandbox) IPs() []string {
 	}
 	return s.Network.IPs
 }
+
+// PIDNSPath is the pod's shared PID namespace, "" unless PIDMode is PIDPod.
+func (s *Sandbox) PIDNSPath() string { return s.Namespaces[pidNS.name] }
 
 // NetNSPath is the pod's network namespace, "" for host-network pods.
 func (s *Sandbox) NetNSPath() string { return s.Namespaces[netNS.name] }

@@ -1,0 +1,31 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// pause is the init of a pod whose containers share one PID namespace
+// (started by pkg/sandbox, never by users). As PID 1 it must reap the
+// orphans the containers leave; otherwise it waits, using no CPU, until it
+// is told to stop.
+func pause(ctx context.Context) error {
+	children := make(chan os.Signal, 16)
+	signal.Notify(children, syscall.SIGCHLD)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-children:
+			for {
+				var ws syscall.WaitStatus
+				pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+				if pid <= 0 || err != nil {
+					break
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// pidNS is the PID namespace of a pod whose containers share one.
+var pidNS = nsKind{"pid", unix.CLONE_NEWPID}
+
+// startPause starts the pod's init: our own binary's "pause" command as
+// PID 1 of a new PID namespace, in its own session (so it outlives the
+// daemon) and in the pod's cgroup. A PID namespace dies with its init, so
+// this process, unlike the pinned namespaces, must stay alive; it only reaps
+// the orphans the pod's containers leave. Its namespace is pinned at
+// dir/ns/pid so containers join it by path.
+func (m *Manager) startPause(sb *Sandbox) error {
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(m.opts.PauseBinary, "pause")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the pod's init: %w", err)
+	}
+	go func() { _ = cmd.Wait() }() // reap it when it ends while we run
+	pid := cmd.Process.Pid
+	sb.PausePID, sb.PauseStart = pid, processStart(pid)
+	if m.opts.CgroupDriver != "systemd" {
+		cg, err := cgroupManager(sb.CgroupParent)
+		if err == nil {
+			err = cg.Apply(pid)
+		}
+		if err != nil {
+			m.stopPause(sb)
+			return fmt.Errorf("move the pod's init into cgroup %s: %w", sb.CgroupParent, err)
+		}
+	}
+	target := filepath.Join(sb.Dir, "ns", pidNS.name)
+	if err := pin(fmt.Sprintf("/proc/%d/ns/pid", pid), target); err != nil {
+		m.stopPause(sb)
+		return err
+	}
+	sb.Namespaces[pidNS.name] = target
+	return nil
+}
+
+// stopPause kills the pod's init if it is still the process we started
+// (checked by its start time, so a reused PID is never signalled).
+func (m *Manager) stopPause(sb *Sandbox) {
+	if sb.PausePID <= 0 {
+		return
+	}
+	if processStart(sb.PausePID) == sb.PauseStart {
+		_ = unix.Kill(sb.PausePID, unix.SIGKILL)
+	}
+	sb.PausePID, sb.PauseStart = 0, 0
+}
+
+// processStart is a process's start time in clock ticks since boot (field
+// 22 of /proc/<pid>/stat), 0 when it does not exist.
+func processStart(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; fields count from its ")".
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 20 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(fields[19], 10, 64)
+	return n
+}
+
+var errNoPauseBinary = errors.New("no pause binary configured")
