@@ -196,6 +196,9 @@ func (m *Manager) validate(cfg *Config) error {
 			return fmt.Errorf("port mapping %d→%d out of range: %w", pm.HostPort, pm.ContainerPort, errdefs.ErrInvalidArgument)
 		}
 	}
+	if _, err := bandwidth(cfg.Annotations); err != nil {
+		return err
+	}
 	if _, err := cgroupPath(m.opts.CgroupDriver, cfg.CgroupParent, "000000000000"); err != nil {
 		return err
 	}
@@ -352,7 +355,12 @@ func (m *Manager) hostname(cfg Config) string {
 
 func (m *Manager) cniPod(sb *Sandbox) cni.Pod {
 	md := sb.Config.Metadata
-	return cni.Pod{ID: sb.ID, Name: md.Name, Namespace: md.Namespace, UID: md.UID, NetNS: sb.NetNSPath(), PortMappings: sb.Config.PortMappings}
+	pod := cni.Pod{ID: sb.ID, Name: md.Name, Namespace: md.Namespace, UID: md.UID, NetNS: sb.NetNSPath(), PortMappings: sb.Config.PortMappings}
+	pod.Bandwidth, _ = bandwidth(sb.Config.Annotations) // validated by Run
+	if dns := sb.Config.DNS; dns != nil {
+		pod.DNS = &cni.DNS{Servers: dns.Servers, Searches: dns.Searches, Options: dns.Options}
+	}
+	return pod
 }
 
 func (m *Manager) unpinAll(sb *Sandbox) error {

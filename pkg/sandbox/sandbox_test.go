@@ -121,3 +121,18 @@ func TestCPURate(t *testing.T) {
 		t.Fatal("a forgotten key must start over")
 	}
 }
+
+func TestBandwidth(t *testing.T) {
+	b, err := bandwidth(map[string]string{IngressBandwidthAnnotation: "10M", EgressBandwidthAnnotation: "1Gi", "other": "x"})
+	if err != nil || b.IngressRate != 10_000_000 || b.EgressRate != 1<<30 || b.IngressBurst == 0 || b.EgressBurst == 0 {
+		t.Fatalf("bandwidth = %+v, %v", b, err)
+	}
+	if b, err := bandwidth(map[string]string{"app": "x"}); b != nil || err != nil {
+		t.Fatalf("no annotations: %+v, %v; want nil", b, err)
+	}
+	for _, v := range []string{"fast", "-1M", "0"} {
+		if _, err := bandwidth(map[string]string{EgressBandwidthAnnotation: v}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("egress %q: %v; want InvalidArgument", v, err)
+		}
+	}
+}
