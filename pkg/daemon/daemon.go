@@ -26,7 +26,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.command == "pause" {
-		return pause(ctx)
+		return pause(ctx, o.pauseCgroup)
 	}
 	cfg, warnings, err := o.loadConfig()
 	if err != nil {

@@ -12,9 +12,11 @@ import (
 // options are the command line: where the configuration comes from, and the
 // flags that override it.
 type options struct {
-	command   string // "serve", "config" or "version"
-	sources   config.Sources
-	overrides []func(*config.Config)
+	command string // "serve", "config", "version" or "pause"
+	// pauseCgroup is the cgroup a pod's init joins (the pause command).
+	pauseCgroup string
+	sources     config.Sources
+	overrides   []func(*config.Config)
 }
 
 const usageText = `Usage: cri-runtime [command] [flags]
@@ -38,9 +40,10 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	switch o.command {
 	case "serve", "config", "version":
 	case "pause":
-		if len(args) > 0 {
-			return nil, fmt.Errorf("pause takes no arguments")
+		if len(args) > 1 {
+			return nil, fmt.Errorf("pause takes one argument at most: the cgroup to join")
 		}
+		o.pauseCgroup = strings.Join(args, "")
 		return o, nil
 	default:
 		return nil, fmt.Errorf("unknown command %q (want serve, config or version)", o.command)

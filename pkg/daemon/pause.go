@@ -5,13 +5,20 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 )
 
 // pause is the init of a pod whose containers share one PID namespace
-// (started by pkg/sandbox, never by users). As PID 1 it must reap the
-// orphans the containers leave; otherwise it waits, using no CPU, until it
-// is told to stop.
-func pause(ctx context.Context) error {
+// (started by pkg/sandbox, never by users). It first joins the pod's cgroup
+// (when given one). As PID 1 it must reap the orphans the containers leave;
+// otherwise it waits, using no CPU, until it is told to stop.
+func pause(ctx context.Context, cgroup string) error {
+	if cgroup != "" {
+		if err := sandbox.JoinCgroup(cgroup); err != nil {
+			return err
+		}
+	}
 	children := make(chan os.Signal, 16)
 	signal.Notify(children, syscall.SIGCHLD)
 	for {

@@ -222,6 +222,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		Namespaces: map[string]string{},
 		claimed:    false,
 	}
+	phases := newPhases()
 	var undo []func() error
 	defer func() {
 		if retErr == nil {
@@ -250,9 +251,14 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	nsDir := filepath.Join(sb.Dir, "ns")
 	undo = append(undo, func() error { return m.unpinAll(sb) })
 	err := createNamespaces(nsDir, kinds, func() error {
-		if !cfg.HostNetwork && hostname != "" {
-			if err := unix.Sethostname([]byte(hostname)); err != nil {
-				return fmt.Errorf("set hostname %q: %w", hostname, err)
+		if !cfg.HostNetwork {
+			if err := loopbackUp(); err != nil {
+				return err
+			}
+			if hostname != "" {
+				if err := unix.Sethostname([]byte(hostname)); err != nil {
+					return fmt.Errorf("set hostname %q: %w", hostname, err)
+				}
 			}
 		}
 		return writeSysctls(cfg.Sysctls)
@@ -263,6 +269,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	for _, k := range kinds {
 		sb.Namespaces[k.name] = filepath.Join(nsDir, k.name)
 	}
+	phases.done("namespaces")
 
 	// The cgroup parent.
 	sb.CgroupParent, err = cgroupPath(m.opts.CgroupDriver, cfg.CgroupParent, id)
@@ -279,6 +286,8 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 			undo = append(undo, func() error { return removeCgroup(sb.CgroupParent, top) })
 		}
 	}
+
+	phases.done("cgroup")
 
 	// A shared PID namespace needs an init to live.
 	if cfg.PIDMode == PIDPod {
@@ -313,6 +322,8 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		}
 	}
 
+	phases.done("files")
+
 	// Networking.
 	if !cfg.HostNetwork {
 		att, err := m.opts.Network.Attach(ctx, m.cniPod(sb))
@@ -331,12 +342,15 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	if err := writeFileAtomic(sb.HostsPath(), hosts, 0o644); err != nil {
 		return nil, err
 	}
+	phases.done("network")
 
 	undo = append(undo, func() error { return m.forget(id) })
 	if err := m.save(sb); err != nil {
 		return nil, err
 	}
+	phases.done("save")
 	m.log.Info("pod sandbox ready", "pod", id, "name", cfg.Metadata.Namespace+"/"+cfg.Metadata.Name, "ips", sb.IPs())
+	m.log.Debug("pod sandbox creation", append([]any{"pod", id}, phases.attrs()...)...)
 	return sb, nil
 }
 
@@ -378,3 +392,19 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// phases times the steps of an operation for a debug log line.
+type phases struct {
+	last  time.Time
+	times []any
+}
+
+func newPhases() *phases { return &phases{last: time.Now()} }
+
+func (p *phases) done(name string) {
+	now := time.Now()
+	p.times = append(p.times, name, now.Sub(p.last))
+	p.last = now
+}
+
+func (p *phases) attrs() []any { return p.times }

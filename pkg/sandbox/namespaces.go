@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -118,4 +119,22 @@ func inNamespaces(paths map[string]string, fn func() error) error {
 		}()
 	}()
 	return <-done
+}
+
+// loopbackUp brings up "lo" in the calling thread's network namespace, over
+// netlink: what the CNI loopback plugin does, without starting a process.
+func loopbackUp() error {
+	h, err := netlink.NewHandle() // its socket belongs to this thread's netns
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find loopback: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bring up loopback: %w", err)
+	}
+	return nil
 }

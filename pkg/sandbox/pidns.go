@@ -19,7 +19,7 @@ var pidNS = nsKind{"pid", unix.CLONE_NEWPID}
 
 // startPause starts the pod's init: our own binary's "pause" command as
 // PID 1 of a new PID namespace, in its own session (so it outlives the
-// daemon) and in the pod's cgroup. A PID namespace dies with its init, so
+// daemon), which puts itself in the pod's cgroup. A PID namespace dies with its init, so
 // this process, unlike the pinned namespaces, must stay alive; it only reaps
 // the orphans the pod's containers leave. Its namespace is pinned at
 // dir/ns/pid so containers join it by path.
@@ -29,7 +29,13 @@ func (m *Manager) startPause(sb *Sandbox) error {
 		return err
 	}
 	defer devnull.Close()
-	cmd := exec.Command(m.opts.PauseBinary, "pause")
+	// The init moves itself into the pod cgroup: a cgroup v1 migration waits
+	// for an RCU grace period, which RunPodSandbox need not wait for.
+	args := []string{"pause"}
+	if m.opts.CgroupDriver != "systemd" {
+		args = append(args, sb.CgroupParent)
+	}
+	cmd := exec.Command(m.opts.PauseBinary, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -38,16 +44,6 @@ func (m *Manager) startPause(sb *Sandbox) error {
 	go func() { _ = cmd.Wait() }() // reap it when it ends while we run
 	pid := cmd.Process.Pid
 	sb.PausePID, sb.PauseStart = pid, processStart(pid)
-	if m.opts.CgroupDriver != "systemd" {
-		cg, err := cgroupManager(sb.CgroupParent)
-		if err == nil {
-			err = cg.Apply(pid)
-		}
-		if err != nil {
-			m.stopPause(sb)
-			return fmt.Errorf("move the pod's init into cgroup %s: %w", sb.CgroupParent, err)
-		}
-	}
 	target := filepath.Join(sb.Dir, "ns", pidNS.name)
 	if err := pin(fmt.Sprintf("/proc/%d/ns/pid", pid), target); err != nil {
 		m.stopPause(sb)
@@ -90,3 +86,13 @@ func processStart(pid int) uint64 {
 }
 
 var errNoPauseBinary = errors.New("no pause binary configured")
+
+// JoinCgroup puts the calling process into the cgroupfs cgroup at path, in
+// every hierarchy: what a pod's init does first (see startPause).
+func JoinCgroup(path string) error {
+	m, err := cgroupManager(path)
+	if err != nil {
+		return err
+	}
+	return m.Apply(os.Getpid())
+}

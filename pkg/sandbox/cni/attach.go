@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -54,28 +55,31 @@ type Attachment struct {
 	IPs      []string `json:"ips"`      // the pod's addresses, IPv4 first
 }
 
-// Attach runs CNI ADD for the loopback and the pod network in pod.NetNS. On
-// failure it runs DEL for what it added, so nothing is left behind.
+// Attach runs CNI ADD for the pod network in pod.NetNS (the caller brings up
+// loopback itself). On failure it runs DEL for what it added, so nothing is
+// left behind.
 func (m *Manager) Attach(ctx context.Context, pod Pod) (att *Attachment, retErr error) {
 	network, err := m.Network(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rt := runtimeConf(pod, "lo")
-	if _, err := m.cni.AddNetworkList(ctx, m.loop, rt); err != nil {
-		return nil, fmt.Errorf("CNI ADD loopback: %w", err)
+	list := network.list
+	if network.withoutPortmap != nil && len(pod.PortMappings) == 0 {
+		list = network.withoutPortmap
 	}
-	rt = runtimeConf(pod, PodInterface)
-	res, err := m.cni.AddNetworkList(ctx, network.list, rt)
+	start := time.Now()
+	rt := runtimeConf(pod, PodInterface)
+	res, err := m.cni.AddNetworkList(ctx, list, rt)
+	m.log.Debug("CNI ADD", "pod", pod.ID, "network", network.Name, "took", time.Since(start))
 	if err != nil {
-		if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), network.list, rt); derr != nil {
+		if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt); derr != nil {
 			m.log.Warn("CNI DEL after a failed ADD", "pod", pod.ID, "err", derr)
 		}
 		return nil, fmt.Errorf("CNI ADD network %q: %w", network.Name, err)
 	}
 	defer func() {
 		if retErr != nil {
-			if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), network.list, rt); derr != nil {
+			if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt); derr != nil {
 				m.log.Warn("CNI DEL after a failed ADD", "pod", pod.ID, "err", derr)
 			}
 		}
@@ -84,7 +88,7 @@ func (m *Manager) Attach(ctx context.Context, pod Pod) (att *Attachment, retErr 
 	if err != nil {
 		return nil, fmt.Errorf("CNI ADD network %q: unreadable result: %w", network.Name, err)
 	}
-	att = &Attachment{Network: network.Name, ConfList: network.list.Bytes}
+	att = &Attachment{Network: network.Name, ConfList: list.Bytes}
 	var v6 []string
 	for _, ip := range result.IPs {
 		if ip.Interface != nil && (*ip.Interface < 0 || *ip.Interface >= len(result.Interfaces) || result.Interfaces[*ip.Interface].Sandbox == "") {
@@ -119,14 +123,11 @@ func (m *Manager) Detach(ctx context.Context, pod Pod, att *Attachment) error {
 			pod.NetNS = ""
 		}
 	}
+	start := time.Now()
 	if err := m.cni.DelNetworkList(ctx, list, runtimeConf(pod, PodInterface)); err != nil {
 		return fmt.Errorf("CNI DEL network %q: %w", att.Network, err)
 	}
-	if pod.NetNS != "" {
-		if err := m.cni.DelNetworkList(ctx, m.loop, runtimeConf(pod, "lo")); err != nil {
-			return fmt.Errorf("CNI DEL loopback: %w", err)
-		}
-	}
+	m.log.Debug("CNI DEL", "pod", pod.ID, "network", att.Network, "took", time.Since(start))
 	return nil
 }
 

@@ -46,6 +46,9 @@ type Network struct {
 	Plugins []string `json:"plugins"`
 
 	list *libcni.NetworkConfigList
+	// withoutPortmap is the built-in network for pods that map no ports:
+	// portmap would only cost them time.
+	withoutPortmap *libcni.NetworkConfigList
 }
 
 // Manager tracks the pod network configuration. It re-reads the conf dir when
@@ -54,15 +57,16 @@ type Network struct {
 // load is retried on every use, so installing a missing plugin is noticed
 // without touching the configuration. Safe for concurrent use.
 type Manager struct {
-	opts   Options
-	log    *slog.Logger
-	cni    *libcni.CNIConfig
-	loop   *libcni.NetworkConfigList
-	mu     sync.Mutex
-	loaded bool // stamp, net and netErr describe a completed load
-	stamp  stamp
-	net    *Network
-	netErr error
+	opts Options
+	log  *slog.Logger
+	cni  *libcni.CNIConfig
+	// masquerade installs the built-in network's NAT rule (replaced in tests).
+	masquerade func(subnet string) error
+	mu         sync.Mutex
+	loaded     bool // stamp, net and netErr describe a completed load
+	stamp      stamp
+	net        *Network
+	netErr     error
 }
 
 // stamp identifies the state of the conf dir the current result was built from.
@@ -75,15 +79,12 @@ type stamp struct {
 
 // New returns a Manager. It does not touch the network; call Network or Ready.
 func New(opts Options, log *slog.Logger) (*Manager, error) {
-	loop, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"cri-runtime-loopback","plugins":[{"type":"loopback"}]}`))
-	if err != nil {
-		return nil, fmt.Errorf("build loopback network: %w", err)
-	}
 	return &Manager{
 		opts: opts,
 		log:  log,
 		cni:  libcni.NewCNIConfigWithCacheDir(opts.BinDirs, opts.CacheDir, nil),
-		loop: loop,
+
+		masquerade: ensureMasquerade,
 	}, nil
 }
 
@@ -147,7 +148,7 @@ func (m *Manager) load(ctx context.Context, file string) (*Network, error) {
 	)
 	if file == "" {
 		source = BuiltinSource
-		list, err = m.builtin()
+		list, err = m.builtin(true)
 	} else {
 		list, err = readFile(file)
 	}
@@ -157,14 +158,17 @@ func (m *Manager) load(ctx context.Context, file string) (*Network, error) {
 	if _, err := m.cni.ValidateNetworkList(ctx, list); err != nil {
 		return nil, errdefs.NotReady("NetworkPluginNotReady", "CNI network %q from %s is unusable: %w", list.Name, source, err)
 	}
-	if _, err := m.cni.ValidateNetworkList(ctx, m.loop); err != nil {
-		return nil, errdefs.NotReady("NetworkPluginNotReady", "CNI loopback plugin is unusable: %w", err)
-	}
 	n := &Network{Name: list.Name, Source: source, list: list}
 	for _, p := range list.Plugins {
 		n.Plugins = append(n.Plugins, p.Network.Type)
 	}
 	if file == "" {
+		if n.withoutPortmap, err = m.builtin(false); err != nil {
+			return nil, errdefs.NotReady("NetworkPluginNotReady", "built-in network: %w", err)
+		}
+		if err := m.masquerade(m.opts.Builtin.Subnet); err != nil {
+			return nil, errdefs.NotReady("NetworkPluginNotReady", "built-in network: %w", err)
+		}
 		m.log.Info("no CNI configuration found; pods use the built-in network",
 			"conf_dir", m.opts.ConfDir, "bridge", m.opts.Builtin.Bridge, "subnet", m.opts.Builtin.Subnet)
 	}
@@ -193,29 +197,32 @@ func readFile(file string) (*libcni.NetworkConfigList, error) {
 	return libcni.ConfListFromConf(single) //nolint:staticcheck // single-plugin .conf files are still common
 }
 
-// builtin renders the zero-configuration network list.
-func (m *Manager) builtin() (*libcni.NetworkConfigList, error) {
+// builtin renders the zero-configuration network list: a bridge with
+// host-local addresses, and portmap when the pod maps ports. Masquerading is
+// one static rule for the whole subnet (ensureMasquerade) rather than the
+// bridge plugin's per-pod iptables chain, which made every pod start and
+// stop pay for several iptables runs.
+func (m *Manager) builtin(portmap bool) (*libcni.NetworkConfigList, error) {
 	b := m.opts.Builtin
-	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       b.Name,
-		"plugins": []any{
-			map[string]any{
-				"type":        "bridge",
-				"bridge":      b.Bridge,
-				"isGateway":   true,
-				"ipMasq":      true,
-				"hairpinMode": true,
-				"ipam": map[string]any{
-					"type":    "host-local",
-					"ranges":  [][]map[string]string{{{"subnet": b.Subnet}}},
-					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
-					"dataDir": b.DataDir,
-				},
+	plugins := []any{
+		map[string]any{
+			"type":        "bridge",
+			"bridge":      b.Bridge,
+			"isGateway":   true,
+			"ipMasq":      false,
+			"hairpinMode": true,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": b.Subnet}}},
+				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+				"dataDir": b.DataDir,
 			},
-			map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
 		},
 	}
+	if portmap {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
+	}
+	conf := map[string]any{"cniVersion": "1.0.0", "name": b.Name, "plugins": plugins}
 	data, err := json.Marshal(conf)
 	if err != nil {
 		return nil, err

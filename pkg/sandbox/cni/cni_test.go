@@ -40,6 +40,7 @@ func newManager(t *testing.T, confDir, binDir string) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.masquerade = func(string) error { return nil } // keep the host's iptables out of unit tests
 	return m
 }
 
@@ -54,36 +55,36 @@ func TestNetworkSelection(t *testing.T) {
 	}{
 		{
 			name:    "empty dir uses the built-in network",
-			plugins: []string{"bridge", "host-local", "portmap", "loopback"},
+			plugins: []string{"bridge", "host-local", "portmap"},
 			want:    Network{Name: "builtin-net", Source: BuiltinSource, Plugins: []string{"bridge", "portmap"}},
 		},
 		{
 			name:    "first file in lexical order wins",
 			files:   map[string]string{"20-b.conflist": `{"cniVersion":"1.0.0","name":"b","plugins":[{"type":"bridge"}]}`, "10-a.conflist": `{"cniVersion":"1.0.0","name":"a","plugins":[{"type":"ptp"}]}`},
-			plugins: []string{"bridge", "ptp", "loopback"},
+			plugins: []string{"bridge", "ptp"},
 			want:    Network{Name: "a", Source: "10-a.conflist", Plugins: []string{"ptp"}},
 		},
 		{
 			name:    "single-plugin .conf",
 			files:   map[string]string{"99-x.conf": `{"cniVersion":"0.4.0","name":"x","type":"bridge"}`, "README": "not a config"},
-			plugins: []string{"bridge", "loopback"},
+			plugins: []string{"bridge"},
 			want:    Network{Name: "x", Source: "99-x.conf", Plugins: []string{"bridge"}},
 		},
 		{
 			name:    "missing plugin",
 			files:   map[string]string{"10-a.conflist": `{"cniVersion":"1.0.0","name":"a","plugins":[{"type":"bridge"},{"type":"nosuchplugin"}]}`},
-			plugins: []string{"bridge", "loopback"},
+			plugins: []string{"bridge"},
 			reason:  "NetworkPluginNotReady",
 		},
 		{
-			name:    "missing loopback",
-			plugins: []string{"bridge", "host-local", "portmap"},
+			name:    "missing portmap for the built-in network",
+			plugins: []string{"bridge", "host-local"},
 			reason:  "NetworkPluginNotReady",
 		},
 		{
 			name:    "unparseable file",
 			files:   map[string]string{"10-a.conflist": `{"cniVersion":`},
-			plugins: []string{"bridge", "loopback"},
+			plugins: []string{"bridge"},
 			reason:  "NetworkPluginNotReady",
 		},
 	} {
@@ -109,7 +110,7 @@ func TestNetworkSelection(t *testing.T) {
 			if tc.want.Source != BuiltinSource {
 				tc.want.Source = filepath.Join(confDir, tc.want.Source)
 			}
-			got.list = nil
+			got.list, got.withoutPortmap = nil, nil
 			if !reflect.DeepEqual(*got, tc.want) {
 				t.Fatalf("Network() = %+v; want %+v", *got, tc.want)
 			}
@@ -119,7 +120,7 @@ func TestNetworkSelection(t *testing.T) {
 
 func TestNetworkFollowsTheConfDir(t *testing.T) {
 	confDir, binDir := t.TempDir(), t.TempDir()
-	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
+	for _, p := range []string{"bridge", "host-local", "portmap"} {
 		fakePlugin(t, binDir, p)
 	}
 	m := newManager(t, confDir, binDir)
