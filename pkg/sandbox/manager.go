@@ -90,8 +90,38 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Manager, error) 
 		m.pods[sb.ID] = sb
 		m.byKey[sb.Config.Metadata.key()] = sb.ID
 	}
+	m.removeOrphanDirs()
 	log.Info("pods loaded", "count", len(pods))
 	return m, nil
+}
+
+// removeOrphanDirs deletes pod state directories that no record owns: what
+// a RunPodSandbox interrupted before its record was written left behind.
+// Their mounts (namespace pins, /dev/shm) are taken down first.
+func (m *Manager) removeOrphanDirs() {
+	dir := filepath.Join(m.opts.State, "sandboxes")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if _, known := m.pods[e.Name()]; known || !e.IsDir() {
+			continue
+		}
+		orphan := &Sandbox{ID: e.Name(), Dir: filepath.Join(dir, e.Name())}
+		err := unmountShm(orphan.Dir)
+		if err == nil {
+			err = m.unpinAll(orphan)
+		}
+		if err == nil {
+			err = os.RemoveAll(orphan.Dir)
+		}
+		if err != nil {
+			m.log.Warn("remove state of an unrecorded pod", "pod", orphan.ID, "err", err)
+			continue
+		}
+		m.log.Info("removed state of an unrecorded pod", "pod", orphan.ID)
+	}
 }
 
 func (m *Manager) namespacesPresent(sb *Sandbox) bool {

@@ -230,3 +230,34 @@ func TestRetryAfterCompletionReceivesThePod(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestStartUpRemovesUnrecordedPodState(t *testing.T) {
+	root, state := t.TempDir(), t.TempDir()
+	net := &fakeNetwork{attached: map[string]bool{}}
+	m := newTestManager(t, root, state, net)
+	kept, err := m.Run(context.Background(), podConfig("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := m.Run(context.Background(), podConfig("lost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The record of one pod is gone, as if a crash came before it was saved.
+	if err := m.forget(lost.ID); err != nil {
+		t.Fatal(err)
+	}
+	m2 := newTestManager(t, root, state, net)
+	if _, err := os.Stat(lost.Dir); !os.IsNotExist(err) {
+		t.Fatalf("state of the unrecorded pod is still there: %v", err)
+	}
+	if n := mountsUnder(t, lost.Dir); n != 0 {
+		t.Fatalf("%d mounts of the unrecorded pod left", n)
+	}
+	if _, err := m2.Get(kept.ID); err != nil || mountsUnder(t, kept.Dir) != 4 {
+		t.Fatalf("recorded pod disturbed: %v, %d mounts", err, mountsUnder(t, kept.Dir))
+	}
+	if err := m2.Remove(context.Background(), kept.ID); err != nil {
+		t.Fatal(err)
+	}
+}
