@@ -169,9 +169,11 @@ func (m *Manager) List(f Filter) []*Sandbox {
 	return out
 }
 
+// labelsMatch: every wanted label is present with the wanted value (an
+// empty value matches only a label set to "", not a missing one).
 func labelsMatch(have, want map[string]string) bool {
 	for k, v := range want {
-		if have[k] != v {
+		if hv, ok := have[k]; !ok || hv != v {
 			return false
 		}
 	}
