@@ -9,7 +9,7 @@ LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build deps run test test-unit test-e2e lint clean
+.PHONY: all build deps run test test-unit test-e2e bench lint clean
 
 all: build
 
@@ -32,6 +32,11 @@ test-unit:
 
 test-e2e: build
 	CRI_RUNTIME_BINARY=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -timeout 30m ./test/e2e/
+
+# Pod start/stop/remove medians; with CONTAINERD_CRI_SOCKET set, side by side
+# with that containerd and reported as ratios (see README, Benchmarks).
+bench: build
+	CRI_RUNTIME_BINARY=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 40x -timeout 30m ./test/e2e/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
