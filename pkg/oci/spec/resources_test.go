@@ -1,0 +1,111 @@
+package spec
+
+import (
+	"maps"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestResources(t *testing.T) {
+	in := baseInput(t)
+	in.Resources = Resources{
+		CPUPeriod: 100000, CPUQuota: 50000, CPUShares: 512,
+		MemoryLimit: 256 << 20, PidsLimit: 100,
+		CpusetCpus: "0-1", CpusetMems: "0",
+		Hugepages: []Hugepage{{PageSize: "2MB", Limit: 4 << 20}, {PageSize: "1GB", Limit: 1 << 30}},
+		Unified:   map[string]string{"memory.high": "200000000"},
+	}
+	r := mustBuild(t, in).Linux.Resources
+
+	if r.CPU == nil || *r.CPU.Period != 100000 || *r.CPU.Quota != 50000 || *r.CPU.Shares != 512 ||
+		r.CPU.Cpus != "0-1" || r.CPU.Mems != "0" {
+		t.Errorf("cpu = %+v", r.CPU)
+	}
+	if r.Memory == nil || *r.Memory.Limit != 256<<20 || *r.Memory.Swap != 256<<20 {
+		t.Errorf("memory = %+v, want limit and swap 256MiB (no swap)", r.Memory)
+	}
+	if r.Pids == nil || r.Pids.Limit == nil || *r.Pids.Limit != 100 {
+		t.Errorf("pids = %+v", r.Pids)
+	}
+	wantHuge := []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 4 << 20}, {Pagesize: "1GB", Limit: 1 << 30}}
+	if len(r.HugepageLimits) != 2 || r.HugepageLimits[0] != wantHuge[0] || r.HugepageLimits[1] != wantHuge[1] {
+		t.Errorf("hugepages = %+v", r.HugepageLimits)
+	}
+	if !maps.Equal(r.Unified, in.Resources.Unified) {
+		t.Errorf("unified = %v", r.Unified)
+	}
+
+	t.Run("zero values stay unset", func(t *testing.T) {
+		r := mustBuild(t, baseInput(t)).Linux.Resources
+		if r.CPU != nil || r.Memory != nil || r.Pids != nil || r.HugepageLimits != nil || r.Unified != nil {
+			t.Errorf("resources = %+v, want only the devices rules", r)
+		}
+	})
+
+	for _, tc := range []struct {
+		name        string
+		limit, swap int64
+		wantLimit   *int64
+		wantSwap    *int64
+	}{
+		{"explicit swap", 100, 300, ptr(int64(100)), ptr(int64(300))},
+		{"unlimited swap", 100, -1, ptr(int64(100)), ptr(int64(-1))},
+		{"no limit no swap", 0, 0, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput(t)
+			in.Resources.MemoryLimit, in.Resources.MemorySwapLimit = tc.limit, tc.swap
+			m := mustBuild(t, in).Linux.Resources.Memory
+			if tc.wantLimit == nil {
+				if m != nil {
+					t.Errorf("memory = %+v, want unset", m)
+				}
+				return
+			}
+			if m == nil || *m.Limit != *tc.wantLimit || *m.Swap != *tc.wantSwap {
+				t.Errorf("memory = %+v", m)
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		name string
+		res  Resources
+	}{
+		{"negative memory", Resources{MemoryLimit: -5}},
+		{"negative shares", Resources{CPUShares: -1}},
+		{"swap below -1", Resources{MemorySwapLimit: -2}},
+		{"hugepage without size", Resources{Hugepages: []Hugepage{{Limit: 1}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput(t)
+			in.Resources = tc.res
+			_, err := Build(in)
+			wantInvalid(t, err)
+		})
+	}
+}
+
+func TestOOMScoreAdj(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		request, floor int
+		want           int
+	}{
+		{"within range", 500, -999, 500},
+		{"zero", 0, -999, 0},
+		{"below the daemon is raised", -1000, -500, -500},
+		{"guaranteed pod vs unprivileged daemon", -997, 0, 0},
+		{"above kernel max is capped", 1200, -999, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput(t)
+			in.Resources.OOMScoreAdj, in.OOMScoreAdjMin = tc.request, tc.floor
+			s := mustBuild(t, in)
+			if s.Process.OOMScoreAdj == nil || *s.Process.OOMScoreAdj != tc.want {
+				t.Errorf("oomScoreAdj = %v, want %d", s.Process.OOMScoreAdj, tc.want)
+			}
+		})
+	}
+}
