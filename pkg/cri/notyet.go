@@ -15,13 +15,6 @@ import (
 // Unimplemented; TestEveryRPCIsServedOrListed keeps this list and the code
 // in step, and later work shrinks it to nothing.
 var notYet = map[string]bool{
-	"CreateContainer":          true,
-	"StartContainer":           true,
-	"StopContainer":            true,
-	"RemoveContainer":          true,
-	"ListContainers":           true,
-	"StreamContainers":         true,
-	"ContainerStatus":          true,
 	"UpdateContainerResources": true,
 	"ReopenContainerLog":       true,
 	"ExecSync":                 true,
@@ -39,34 +32,6 @@ var notYet = map[string]bool{
 	"ListMetricDescriptors":    true,
 	"ListPodSandboxMetrics":    true,
 	"StreamPodSandboxMetrics":  true,
-}
-
-func (*runtimeService) CreateContainer(context.Context, *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
-	return nil, notImplemented("CreateContainer")
-}
-
-func (*runtimeService) StartContainer(context.Context, *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
-	return nil, notImplemented("StartContainer")
-}
-
-func (*runtimeService) StopContainer(context.Context, *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
-	return nil, notImplemented("StopContainer")
-}
-
-func (*runtimeService) RemoveContainer(context.Context, *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
-	return nil, notImplemented("RemoveContainer")
-}
-
-func (*runtimeService) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
-	return nil, notImplemented("ListContainers")
-}
-
-func (*runtimeService) StreamContainers(*runtimeapi.StreamContainersRequest, grpc.ServerStreamingServer[runtimeapi.StreamContainersResponse]) error {
-	return notImplemented("StreamContainers")
-}
-
-func (*runtimeService) ContainerStatus(context.Context, *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
-	return nil, notImplemented("ContainerStatus")
 }
 
 func (*runtimeService) UpdateContainerResources(context.Context, *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {

@@ -7,10 +7,12 @@ package cri
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
@@ -46,6 +48,16 @@ type Sandboxes interface {
 	UpdateResources(id string, overhead, resources *sandbox.Resources) error
 }
 
+// Containers is the container service as the CRI sees it.
+type Containers interface {
+	Create(ctx context.Context, req container.CreateRequest) (*container.Container, error)
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	Remove(ctx context.Context, id string) error
+	Get(id string) (*container.Container, error)
+	List(f container.Filter) []*container.Container
+}
+
 // ImageFsUsage measures the filesystems of the image store.
 type ImageFsUsage interface {
 	FsUsage() (images, containers []image.Usage, err error)
@@ -58,6 +70,7 @@ type Options struct {
 	Network      NetworkSource
 	Images       ImageStore
 	Sandboxes    Sandboxes
+	Containers   Containers
 	ImageFs      ImageFsUsage
 	CgroupDriver string // config.CgroupfsDriver or config.SystemdDriver
 	// Handlers are the runtime handler names (RuntimeClass handlers) served;

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
@@ -94,7 +95,24 @@ func (fakeSandboxes) UpdateResources(id string, _, _ *sandbox.Resources) error {
 	return fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
 }
 
+// fakeContainers knows no containers.
+type fakeContainers struct{}
+
+func (fakeContainers) Create(_ context.Context, req container.CreateRequest) (*container.Container, error) {
+	return nil, fmt.Errorf("pod sandbox %s: %w", req.PodID, errdefs.ErrNotFound)
+}
+func (fakeContainers) Start(_ context.Context, id string) error {
+	return fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+}
+func (fakeContainers) Stop(context.Context, string, time.Duration) error { return nil }
+func (fakeContainers) Remove(context.Context, string) error              { return nil }
+func (fakeContainers) Get(id string) (*container.Container, error) {
+	return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+}
+func (fakeContainers) List(container.Filter) []*container.Container { return nil }
+
 var (
+	_ Containers    = fakeContainers{}
 	_ Sandboxes     = fakeSandboxes{}
 	_ ImageStore    = fakeImages{}
 	_ ImageFsUsage  = fakeImages{}
@@ -111,6 +129,7 @@ func testOptions() Options {
 		Handlers:     []string{"runc"},
 		Images:       fakeImages{},
 		Sandboxes:    fakeSandboxes{},
+		Containers:   fakeContainers{},
 		ImageFs:      fakeImages{},
 		Config:       map[string]string{"root": "/r"},
 	}
@@ -204,7 +223,7 @@ func TestInterceptors(t *testing.T) {
 		}
 	})
 	t.Run("not yet is Unimplemented", func(t *testing.T) {
-		_, err := rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: "abc"})
+		_, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: "abc", Cmd: []string{"true"}})
 		if status.Code(err) != codes.Unimplemented {
 			t.Fatalf("err = %v", err)
 		}

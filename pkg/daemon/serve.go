@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/config"
+	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/cri"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
@@ -92,6 +94,27 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 
+	runtime, err := oci.NewRuntime(oci.RuntimeOptions{
+		Runc:     lookPath(cfg.Runtime.Path),
+		Conmon:   lookPath(cfg.Runtime.MonitorPath),
+		StateDir: filepath.Join(cfg.State, "oci"),
+	}, log.With("component", "oci"))
+	if err != nil {
+		return err
+	}
+	defer runtime.Close()
+	containers, err := container.New(container.Options{
+		Root:         cfg.Root,
+		CgroupDriver: cfg.CgroupDriver,
+		Images:       images,
+		Pods:         sandboxes,
+		Runtime:      runtime,
+	}, log.With("component", "container"))
+	if err != nil {
+		return err
+	}
+	sandboxes.SetContainers(containers)
+
 	// Report readiness once at start-up; Status re-checks on every call.
 	if p, err := programs.Probe(ctx); err != nil {
 		log.Warn("runtime is not ready", "err", err)
@@ -106,6 +129,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Network:      network,
 		Images:       images,
 		Sandboxes:    sandboxes,
+		Containers:   containers,
 		ImageFs:      images,
 		CgroupDriver: cfg.CgroupDriver,
 		Handlers:     []string{filepath.Base(cfg.Runtime.Path)},
@@ -158,4 +182,13 @@ func lockDir(dir string) (func(), error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// lookPath resolves a configured program name; when it cannot be found the
+// name is kept, and RuntimeReady reports the problem.
+func lookPath(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return name
 }

@@ -1,12 +1,13 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/cri-runtime/cri-runtime/pkg/record"
 )
 
 // stateFile is a pod's persistent record, under <root>/sandboxes/<id>/.
@@ -14,36 +15,9 @@ const stateFile = "sandbox.json"
 
 func (m *Manager) recordDir(id string) string { return filepath.Join(m.opts.Root, "sandboxes", id) }
 
-// save writes sb's record atomically (write, fsync, rename).
+// save writes sb's record atomically.
 func (m *Manager) save(sb *Sandbox) error {
-	dir := m.recordDir(sb.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(sb, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, stateFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
-		return fmt.Errorf("save pod %s: %w", sb.ID, err)
-	}
-	return nil
+	return record.Save(filepath.Join(m.recordDir(sb.ID), stateFile), sb)
 }
 
 // forget deletes sb's record.
@@ -66,13 +40,8 @@ func (m *Manager) loadAll() ([]*Sandbox, error) {
 	}
 	var out []*Sandbox
 	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(m.opts.Root, "sandboxes", e.Name(), stateFile))
-		if err != nil {
-			m.log.Warn("skip unreadable pod record", "pod", e.Name(), "err", err)
-			continue
-		}
 		sb := &Sandbox{}
-		if err := json.Unmarshal(data, sb); err != nil || sb.ID != e.Name() {
+		if err := record.Load(filepath.Join(m.opts.Root, "sandboxes", e.Name(), stateFile), sb); err != nil || sb.ID != e.Name() {
 			m.log.Warn("skip corrupt pod record", "pod", e.Name(), "err", err)
 			continue
 		}

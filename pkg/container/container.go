@@ -1,0 +1,73 @@
+// Package container runs a pod's containers: each is an image's layers plus
+// its own writable layer, an OCI spec built from the request, the image and
+// the pod, run by runc under its own conmon. The package keeps each
+// container's record and state machine:
+//
+//	Created --Start--> Running --(process exits, Stop)--> Exited --Remove--> gone
+//
+// State changes go through one function (setState), which persists the
+// record under --root before anyone can observe the new state.
+package container
+
+import (
+	"fmt"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// State is a container's lifecycle state.
+type State string
+
+const (
+	Created State = "created"
+	Running State = "running"
+	Exited  State = "exited"
+)
+
+// Container is a container's record. Values handed out are copies.
+type Container struct {
+	ID      string `json:"id"`
+	PodID   string `json:"podID"`
+	Name    string `json:"name"`
+	Attempt uint32 `json:"attempt"`
+
+	Image   string `json:"image"`   // as requested
+	ImageID string `json:"imageID"` // "sha256:..."
+
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	LogPath     string            `json:"logPath,omitempty"` // absolute; "" when the pod has no log directory
+	StopSignal  string            `json:"stopSignal"`
+	Mounts      []Mount           `json:"mounts,omitempty"`
+
+	State      State     `json:"state"`
+	CreatedAt  time.Time `json:"createdAt"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	Pid        int       `json:"pid,omitempty"`
+	ExitCode   int       `json:"exitCode"`
+	Reason     string    `json:"reason,omitempty"`
+	Message    string    `json:"message,omitempty"`
+
+	Spec *specs.Spec `json:"spec,omitempty"` // what runc ran
+}
+
+// Mount is a host path mounted into the container, as status reports it.
+type Mount struct {
+	ContainerPath string `json:"containerPath"`
+	HostPath      string `json:"hostPath"`
+	Readonly      bool   `json:"readonly,omitempty"`
+}
+
+func (c *Container) clone() *Container {
+	cp := *c
+	cp.Mounts = append([]Mount(nil), c.Mounts...)
+	return &cp
+}
+
+func (c *Container) nameKey() string { return nameKey(c.PodID, c.Name, c.Attempt) }
+
+func nameKey(pod, name string, attempt uint32) string {
+	return fmt.Sprintf("%s\x00%s\x00%d", pod, name, attempt)
+}

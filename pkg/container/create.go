@@ -1,0 +1,204 @@
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
+	"github.com/cri-runtime/cri-runtime/pkg/record"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
+)
+
+// CreateRequest is a container as the CRI asks for it. Spec carries the
+// request's part of the OCI spec; the pod's and the image's parts are
+// filled in here.
+type CreateRequest struct {
+	PodID       string
+	Name        string
+	Attempt     uint32
+	Image       string
+	Labels      map[string]string
+	Annotations map[string]string
+	LogPath     string // relative to the pod's log directory
+	StopSignal  string // "" = the image's, else SIGTERM
+	PIDMode     spec.NamespaceMode
+	TargetID    string // the container whose PID namespace PIDMode Target joins
+	Stdin       bool
+	StdinOnce   bool
+	Spec        spec.Input
+}
+
+// Create makes a container: its writable layer, its OCI spec, and the
+// runc container under conmon, not yet running. Every step is undone when a
+// later one fails.
+func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, retErr error) {
+	pod, err := s.opts.Pods.Get(req.PodID)
+	if err != nil {
+		return nil, err
+	}
+	if pod.State != sandbox.Ready {
+		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", pod.ID, errdefs.ErrFailedPrecondition)
+	}
+	img, err := s.opts.Images.Status(ctx, req.Image)
+	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil, fmt.Errorf("image %q is not present: pull it first: %w", req.Image, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	logPath, err := containerLogPath(pod.Config.LogDirectory, req.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	stopSignal, err := spec.StopSignal(req.StopSignal, img.Config.Config.StopSignal)
+	if err != nil {
+		return nil, err
+	}
+
+	// Reserve the name in the pod.
+	id := newID()
+	key := nameKey(pod.ID, req.Name, req.Attempt)
+	s.mu.Lock()
+	if holder, taken := s.names[key]; taken {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("container name %q (attempt %d) is in use in pod %s by container %s: %w", req.Name, req.Attempt, pod.ID, holder, errdefs.ErrAlreadyExists)
+	}
+	s.names[key] = id
+	s.mu.Unlock()
+	var undo []func() error
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			if err := undo[i](); err != nil {
+				s.log.Warn("roll back a failed CreateContainer", "container", id, "err", err)
+			}
+		}
+		s.mu.Lock()
+		delete(s.names, key)
+		s.mu.Unlock()
+	}()
+
+	layer, err := s.opts.Images.CreateWritableLayer(id, pod.ID[:12]+"-"+req.Name+"-"+id[:12], img.ID)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() error { return s.opts.Images.RemoveWritableLayer(id) })
+
+	in, err := s.specInput(req, pod, img, id, layer.Rootfs)
+	if err != nil {
+		return nil, err
+	}
+	ociSpec, err := spec.Build(in)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	runLog := logPath
+	if runLog == "" {
+		runLog = filepath.Join(s.opts.Root, "containers", id, "output.log")
+	}
+	pid, err := s.opts.Runtime.Create(rctx, oci.CreateOptions{ID: id, Name: req.Name, Spec: ociSpec, LogPath: runLog, Stdin: req.Stdin, StdinOnce: req.StdinOnce})
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() error { return s.opts.Runtime.Delete(context.WithoutCancel(ctx), id) })
+
+	c := &Container{
+		ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt,
+		Image: req.Image, ImageID: img.ID.String(),
+		Labels: req.Labels, Annotations: req.Annotations, LogPath: logPath, StopSignal: stopSignal,
+		State: Created, CreatedAt: time.Now(), Pid: pid, Spec: ociSpec,
+	}
+	for _, m := range req.Spec.Mounts {
+		c.Mounts = append(c.Mounts, Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly})
+	}
+	if err := record.Save(s.recordPath(id), c); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.containers[id] = c
+	s.mu.Unlock()
+	s.log.Info("container created", "container", id, "pod", pod.ID, "name", req.Name, "image", req.Image)
+	return c.clone(), nil
+}
+
+// specInput completes the request's part of the spec with the image's and
+// the pod's.
+func (s *Service) specInput(req CreateRequest, pod *sandbox.Sandbox, img *image.Image, id, rootfs string) (spec.Input, error) {
+	in := req.Spec
+	in.ID, in.Rootfs = id, rootfs
+	cfg := img.Config.Config
+	in.Image = spec.ImageConfig{Entrypoint: cfg.Entrypoint, Cmd: cfg.Cmd, Env: cfg.Env, WorkingDir: cfg.WorkingDir, User: cfg.User, StopSignal: cfg.StopSignal}
+	in.OOMScoreAdjMin = s.oomScoreAdjMin
+	in.HostsPath, in.HostnamePath, in.ResolvConfPath, in.ShmPath = pod.HostsPath(), pod.HostnamePath(), pod.ResolvConfPath(), pod.ShmPath()
+	in.Hostname = ""
+	if hn, err := readTrim(pod.HostnamePath()); err == nil && !pod.Config.HostNetwork {
+		in.Hostname = hn
+	}
+	podNS := func(kind string, host bool) spec.Namespace {
+		if host {
+			return spec.Namespace{Mode: spec.Node}
+		}
+		return spec.Namespace{Mode: spec.Pod, Path: pod.Namespaces[kind]}
+	}
+	in.Network = podNS("net", pod.Config.HostNetwork)
+	in.UTS = podNS("uts", pod.Config.HostNetwork)
+	in.IPC = podNS("ipc", pod.Config.HostIPC)
+	switch req.PIDMode {
+	case spec.Node:
+		in.PID = spec.Namespace{Mode: spec.Node}
+	case spec.Pod:
+		if pod.PIDNSPath() == "" {
+			return in, fmt.Errorf("pid namespace POD: pod %s does not share one: %w", pod.ID, errdefs.ErrInvalidArgument)
+		}
+		in.PID = spec.Namespace{Mode: spec.Pod, Path: pod.PIDNSPath()}
+	case spec.Target:
+		target, err := s.Get(req.TargetID)
+		if err != nil || target.PodID != pod.ID || target.State != Running {
+			return in, fmt.Errorf("pid namespace TARGET %q: not a running container of this pod: %w", req.TargetID, errdefs.ErrInvalidArgument)
+		}
+		in.PID = spec.Namespace{Mode: spec.Target, Path: fmt.Sprintf("/proc/%d/ns/pid", target.Pid)}
+	default:
+		in.PID = spec.Namespace{Mode: spec.Container}
+	}
+	if s.opts.CgroupDriver == "systemd" {
+		in.CgroupsPath = fmt.Sprintf("%s:crirt:%s", filepath.Base(pod.CgroupParent), id)
+	} else {
+		in.CgroupsPath = filepath.Join(pod.CgroupParent, "crirt-"+id)
+	}
+	return in, nil
+}
+
+// containerLogPath joins the pod's log directory and the container's log
+// path, refusing a path that leaves the directory.
+func containerLogPath(dir, rel string) (string, error) {
+	if dir == "" || rel == "" {
+		return "", nil
+	}
+	if filepath.IsAbs(rel) {
+		return "", fmt.Errorf("log_path %q must be relative to the pod's log directory: %w", rel, errdefs.ErrInvalidArgument)
+	}
+	full := filepath.Join(dir, rel)
+	if r, err := filepath.Rel(dir, full); err != nil || r == ".." || strings.HasPrefix(r, "../") {
+		return "", fmt.Errorf("log_path %q escapes the pod's log directory: %w", rel, errdefs.ErrInvalidArgument)
+	}
+	return full, nil
+}
+
+func newID() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

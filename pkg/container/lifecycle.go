@@ -1,0 +1,222 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/oci"
+)
+
+// Start runs a created container's process.
+func (s *Service) Start(ctx context.Context, id string) error {
+	c, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	defer s.lock(c.ID)()
+	if c, err = s.Get(c.ID); err != nil {
+		return err
+	}
+	if c.State != Created {
+		return fmt.Errorf("container %s is %s, not created: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	if err := s.opts.Runtime.Start(ctx, c.ID); err != nil {
+		return fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	if _, err := s.update(c.ID, func(c *Container) { c.State, c.StartedAt = Running, time.Now() }); err != nil {
+		return err
+	}
+	go s.watch(c.ID)
+	s.log.Info("container started", "container", c.ID)
+	return nil
+}
+
+// watch waits for the container's exit and records it. conmon writes the
+// exit file even while the daemon is down; a restarted daemon resumes here.
+func (s *Service) watch(id string) {
+	exit, err := s.opts.Runtime.Wait(context.Background(), id)
+	if err != nil {
+		return
+	}
+	if _, err := s.recordExit(id, exit); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		s.log.Warn("record container exit", "container", id, "err", err)
+	}
+}
+
+// recordExit moves a running container to Exited with conmon's exit code.
+func (s *Service) recordExit(id string, exit oci.Exit) (*Container, error) {
+	return s.update(id, func(c *Container) {
+		if c.State == Exited {
+			return
+		}
+		c.State, c.ExitCode, c.FinishedAt = Exited, exit.Code, exit.At
+		c.Reason = "Completed"
+		if exit.Code != 0 {
+			c.Reason = "Error"
+		}
+		s.log.Info("container exited", "container", id, "exit_code", exit.Code)
+	})
+}
+
+// Stop signals the container with its stop signal, waits up to timeout,
+// then kills it. A timeout of zero kills at once. Stopping a container that
+// is not running, or that does not exist, succeeds (api.proto).
+func (s *Service) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	c, err := s.Get(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer s.lock(c.ID)()
+	return s.stopLocked(ctx, c.ID, timeout)
+}
+
+func (s *Service) stopLocked(ctx context.Context, id string, timeout time.Duration) error {
+	c, err := s.Get(id)
+	if err != nil || c.State != Running {
+		return nil
+	}
+	if timeout > 0 {
+		sig := unix.SignalNum(c.StopSignal)
+		if sig == 0 {
+			sig = unix.SIGTERM
+		}
+		if err := s.opts.Runtime.Kill(ctx, id, sig); err != nil {
+			return fmt.Errorf("signal container %s: %w", id, err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		exit, err := s.opts.Runtime.Wait(wctx, id)
+		cancel()
+		if err == nil {
+			_, err = s.recordExit(id, exit)
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Info("container ignored its stop signal; killing it", "container", id, "signal", c.StopSignal, "timeout", timeout)
+	}
+	if err := s.opts.Runtime.Kill(ctx, id, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill container %s: %w", id, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	exit, err := s.opts.Runtime.Wait(wctx, id)
+	if err != nil {
+		return fmt.Errorf("wait for container %s to die: %w", id, err)
+	}
+	_, err = s.recordExit(id, exit)
+	return err
+}
+
+// Remove deletes the container, killing it first if it runs, with its
+// writable layer and record. Removing an unknown container succeeds.
+func (s *Service) Remove(ctx context.Context, id string) error {
+	c, err := s.Get(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	id = c.ID
+	defer s.lock(id)()
+	if err := s.stopLocked(ctx, id, 0); err != nil {
+		return err
+	}
+	if err := s.opts.Runtime.Delete(ctx, id); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	if err := s.opts.Images.RemoveWritableLayer(id); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(strings.TrimSuffix(s.recordPath(id), "/container.json")); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.containers, id)
+	if s.names[c.nameKey()] == id {
+		delete(s.names, c.nameKey())
+	}
+	delete(s.locks, id)
+	s.mu.Unlock()
+	s.log.Info("container removed", "container", id)
+	return nil
+}
+
+// Filter selects containers for List; zero fields match all.
+type Filter struct {
+	ID, PodID string
+	State     State
+	Labels    map[string]string
+}
+
+// List returns copies of the matching containers, oldest first.
+func (s *Service) List(f Filter) []*Container {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.containers))
+	for id := range s.containers {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	var out []*Container
+	for _, id := range ids {
+		c, err := s.Get(id)
+		if err != nil {
+			continue
+		}
+		if f.ID != "" && !strings.HasPrefix(c.ID, f.ID) || f.PodID != "" && !strings.HasPrefix(c.PodID, f.PodID) ||
+			f.State != "" && c.State != f.State || !labelsMatch(c.Labels, f.Labels) {
+			continue
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
+}
+
+func labelsMatch(have, want map[string]string) bool {
+	for k, v := range want {
+		if hv, ok := have[k]; !ok || hv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// StopPodContainers kills the pod's running containers (the pod is going
+// away: api.proto says they are forcibly terminated).
+func (s *Service) StopPodContainers(ctx context.Context, podID string) error {
+	for _, c := range s.List(Filter{PodID: podID, State: Running}) {
+		if err := s.Stop(ctx, c.ID, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemovePodContainers removes all of the pod's containers.
+func (s *Service) RemovePodContainers(ctx context.Context, podID string) error {
+	for _, c := range s.List(Filter{PodID: podID}) {
+		if err := s.Remove(ctx, c.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readTrim(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return strings.TrimSpace(string(b)), err
+}

@@ -1,0 +1,163 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/record"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
+)
+
+// Images is what containers need of the image service.
+type Images interface {
+	Status(ctx context.Context, ref string) (*image.Image, error)
+	CreateWritableLayer(id, name string, img image.ID) (*image.WritableLayer, error)
+	RemoveWritableLayer(id string) error
+}
+
+// Pods finds the pod a container belongs to.
+type Pods interface {
+	Get(id string) (*sandbox.Sandbox, error)
+}
+
+// Runtime runs OCI bundles (oci.Runtime).
+type Runtime interface {
+	Create(ctx context.Context, o oci.CreateOptions) (int, error)
+	Start(ctx context.Context, id string) error
+	Kill(ctx context.Context, id string, sig syscall.Signal) error
+	Wait(ctx context.Context, id string) (oci.Exit, error)
+	Exited(id string) (oci.Exit, bool)
+	Delete(ctx context.Context, id string) error
+}
+
+var _ Runtime = (*oci.Runtime)(nil)
+
+// Options configure the Service.
+type Options struct {
+	Root         string // records go under Root/containers
+	CgroupDriver string
+	Images       Images
+	Pods         Pods
+	Runtime      Runtime
+}
+
+// Service runs containers. Safe for concurrent use: operations on one
+// container are serialized by its lock, different containers run in
+// parallel.
+type Service struct {
+	opts Options
+	log  *slog.Logger
+	// oomScoreAdjMin is our own oom_score_adj: without CAP_SYS_RESOURCE no
+	// child may go below it, so requests are clamped to it.
+	oomScoreAdjMin int
+
+	mu         sync.Mutex
+	containers map[string]*Container
+	names      map[string]string // pod/name/attempt → ID
+	locks      map[string]*sync.Mutex
+}
+
+// New loads the recorded containers and resumes watching those that were
+// running: an exit that happened while the daemon was down is found in
+// conmon's exit file.
+func New(opts Options, log *slog.Logger) (*Service, error) {
+	s := &Service{opts: opts, log: log, containers: map[string]*Container{}, names: map[string]string{}, locks: map[string]*sync.Mutex{}}
+	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
+		s.oomScoreAdjMin, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	dir := filepath.Join(opts.Root, "containers")
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	for _, e := range entries {
+		c := &Container{}
+		if err := record.Load(filepath.Join(dir, e.Name(), "container.json"), c); err != nil || c.ID != e.Name() {
+			log.Warn("skip unreadable container record", "container", e.Name(), "err", err)
+			continue
+		}
+		s.containers[c.ID] = c
+		s.names[c.nameKey()] = c.ID
+		if c.State == Running {
+			go s.watch(c.ID)
+		}
+	}
+	return s, nil
+}
+
+func (s *Service) recordPath(id string) string {
+	return filepath.Join(s.opts.Root, "containers", id, "container.json")
+}
+
+// lock serializes operations on one container.
+func (s *Service) lock(id string) func() {
+	s.mu.Lock()
+	l, ok := s.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		s.locks[id] = l
+	}
+	s.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// update applies change to the live record and persists it; the only way
+// a container's state changes.
+func (s *Service) update(id string, change func(*Container)) (*Container, error) {
+	s.mu.Lock()
+	c, ok := s.containers[id]
+	if !ok {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+	}
+	change(c)
+	snapshot := c.clone()
+	s.mu.Unlock()
+	if err := record.Save(s.recordPath(id), snapshot); err != nil {
+		return nil, err
+	}
+	return snapshot, nil
+}
+
+// Get returns a copy of the container with this ID or unique ID prefix,
+// with an exit recorded by conmon but not yet seen applied.
+func (s *Service) Get(id string) (*Container, error) {
+	s.mu.Lock()
+	c, ok := s.containers[id]
+	if !ok && id != "" {
+		for cid, cc := range s.containers {
+			if strings.HasPrefix(cid, id) {
+				if c != nil {
+					s.mu.Unlock()
+					return nil, fmt.Errorf("container ID prefix %s is ambiguous: %w", id, errdefs.ErrInvalidArgument)
+				}
+				c = cc
+			}
+		}
+	}
+	if c == nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+	}
+	snapshot := c.clone()
+	s.mu.Unlock()
+	if snapshot.State == Running {
+		if exit, ok := s.opts.Runtime.Exited(snapshot.ID); ok {
+			return s.recordExit(snapshot.ID, exit)
+		}
+	}
+	return snapshot, nil
+}

@@ -1,0 +1,153 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/container"
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
+)
+
+// CreateContainer creates a container in a pod; the image must be pulled.
+func (s *runtimeService) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+	creq, err := createRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.opts.Containers.Create(ctx, creq)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.CreateContainerResponse{ContainerId: c.ID}, nil
+}
+
+// createRequest converts the CRI request.
+func createRequest(req *runtimeapi.CreateContainerRequest) (container.CreateRequest, error) {
+	cfg := req.GetConfig()
+	lx := cfg.GetLinux()
+	sc := lx.GetSecurityContext()
+	out := container.CreateRequest{
+		PodID: req.GetPodSandboxId(), Name: cfg.GetMetadata().GetName(), Attempt: cfg.GetMetadata().GetAttempt(),
+		Image: cfg.GetImage().GetImage(), Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
+		LogPath: cfg.GetLogPath(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
+		StopSignal: stopSignalName(cfg.GetStopSignal()),
+		TargetID:   sc.GetNamespaceOptions().GetTargetId(),
+	}
+	switch sc.GetNamespaceOptions().GetPid() {
+	case runtimeapi.NamespaceMode_POD:
+		out.PIDMode = spec.Pod
+	case runtimeapi.NamespaceMode_NODE:
+		out.PIDMode = spec.Node
+	case runtimeapi.NamespaceMode_TARGET:
+		out.PIDMode = spec.Target
+	default:
+		out.PIDMode = spec.Container
+	}
+	in := spec.Input{
+		Command: cfg.GetCommand(), Args: cfg.GetArgs(), WorkingDir: cfg.GetWorkingDir(),
+		TTY: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
+		Annotations: cfg.GetAnnotations(),
+	}
+	for _, kv := range cfg.GetEnvs() {
+		in.Env = append(in.Env, kv.GetKey()+"="+string(kv.GetValue()))
+	}
+	for _, m := range cfg.GetMounts() {
+		p, err := propagation(m.GetPropagation())
+		if err != nil {
+			return out, err
+		}
+		in.Mounts = append(in.Mounts, spec.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(),
+			Readonly: m.GetReadonly(), RecursiveReadOnly: m.GetRecursiveReadOnly(), Propagation: p})
+	}
+	for _, d := range cfg.GetDevices() {
+		in.Devices = append(in.Devices, spec.Device{ContainerPath: d.GetContainerPath(), HostPath: d.GetHostPath(), Permissions: d.GetPermissions()})
+	}
+	sec := spec.Security{
+		Privileged: sc.GetPrivileged(), ReadonlyRootfs: sc.GetReadonlyRootfs(), NoNewPrivs: sc.GetNoNewPrivs(),
+		RunAsUsername: sc.GetRunAsUsername(), SupplementalGroups: sc.GetSupplementalGroups(),
+		SupplementalGroupsStrict: sc.GetSupplementalGroupsPolicy() == runtimeapi.SupplementalGroupsPolicy_Strict,
+		CapAdd:                   sc.GetCapabilities().GetAddCapabilities(), CapDrop: sc.GetCapabilities().GetDropCapabilities(),
+		MaskedPaths: sc.GetMaskedPaths(), ReadonlyPaths: sc.GetReadonlyPaths(),
+		DefaultMaskedPaths: len(sc.GetMaskedPaths()) == 0, DefaultReadonlyPaths: len(sc.GetReadonlyPaths()) == 0,
+	}
+	if u := sc.GetRunAsUser(); u != nil {
+		v := u.GetValue()
+		sec.RunAsUser = &v
+	}
+	if g := sc.GetRunAsGroup(); g != nil {
+		v := g.GetValue()
+		sec.RunAsGroup = &v
+	}
+	var err error
+	if sec.Seccomp, err = profile("seccomp", sc.GetSeccomp(), sc.GetSeccompProfilePath()); err != nil {
+		return out, err
+	}
+	if sec.AppArmor, err = profile("apparmor", sc.GetApparmor(), sc.GetApparmorProfile()); err != nil {
+		return out, err
+	}
+	in.Security = sec
+	if r := lx.GetResources(); r != nil {
+		in.Resources = spec.Resources{
+			CPUPeriod: r.GetCpuPeriod(), CPUQuota: r.GetCpuQuota(), CPUShares: r.GetCpuShares(),
+			MemoryLimit: r.GetMemoryLimitInBytes(), MemorySwapLimit: r.GetMemorySwapLimitInBytes(),
+			CpusetCpus: r.GetCpusetCpus(), CpusetMems: r.GetCpusetMems(), OOMScoreAdj: int(r.GetOomScoreAdj()),
+			Unified: r.GetUnified(),
+		}
+		for _, h := range r.GetHugepageLimits() {
+			in.Resources.Hugepages = append(in.Resources.Hugepages, spec.Hugepage{PageSize: h.GetPageSize(), Limit: h.GetLimit()})
+		}
+	}
+	out.Spec = in
+	return out, nil
+}
+
+func propagation(p runtimeapi.MountPropagation) (spec.Propagation, error) {
+	switch p {
+	case runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
+		return spec.Private, nil
+	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+		return spec.RSlave, nil
+	case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+		return spec.RShared, nil
+	}
+	return 0, fmt.Errorf("mount propagation %v: %w", p, errdefs.ErrInvalidArgument)
+}
+
+// profile converts a seccomp or AppArmor choice: the structured field, else
+// the deprecated string ("runtime/default", "unconfined", "localhost/<x>"),
+// else unconfined, the CRI default.
+func profile(kind string, p *runtimeapi.SecurityProfile, legacy string) (spec.Profile, error) {
+	if p != nil {
+		switch p.GetProfileType() {
+		case runtimeapi.SecurityProfile_RuntimeDefault:
+			return spec.Profile{Type: spec.RuntimeDefault}, nil
+		case runtimeapi.SecurityProfile_Unconfined:
+			return spec.Profile{Type: spec.Unconfined}, nil
+		case runtimeapi.SecurityProfile_Localhost:
+			return spec.Profile{Type: spec.Localhost, LocalhostPath: p.GetLocalhostRef()}, nil
+		}
+		return spec.Profile{}, fmt.Errorf("%s profile type %v: %w", kind, p.GetProfileType(), errdefs.ErrInvalidArgument)
+	}
+	switch {
+	case legacy == "" || legacy == "unconfined":
+		return spec.Profile{Type: spec.Unconfined}, nil
+	case legacy == "runtime/default" || legacy == "docker/default":
+		return spec.Profile{Type: spec.RuntimeDefault}, nil
+	case strings.HasPrefix(legacy, "localhost/"):
+		return spec.Profile{Type: spec.Localhost, LocalhostPath: strings.TrimPrefix(legacy, "localhost/")}, nil
+	}
+	return spec.Profile{}, fmt.Errorf("%s profile %q: %w", kind, legacy, errdefs.ErrInvalidArgument)
+}
+
+// stopSignalName turns the CRI enum (SIGNAL_SIGTERM…) into a signal name;
+// SIGNAL_RUNTIME_DEFAULT is "".
+func stopSignalName(s runtimeapi.Signal) string {
+	if s == runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT {
+		return ""
+	}
+	return strings.TrimPrefix(s.String(), "SIGNAL_")
+}

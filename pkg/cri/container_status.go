@@ -1,0 +1,119 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/container"
+)
+
+func containerState(st container.State) runtimeapi.ContainerState {
+	switch st {
+	case container.Created:
+		return runtimeapi.ContainerState_CONTAINER_CREATED
+	case container.Running:
+		return runtimeapi.ContainerState_CONTAINER_RUNNING
+	case container.Exited:
+		return runtimeapi.ContainerState_CONTAINER_EXITED
+	}
+	return runtimeapi.ContainerState_CONTAINER_UNKNOWN
+}
+
+func nanos(c *container.Container) (created, started, finished int64) {
+	created = c.CreatedAt.UnixNano()
+	if !c.StartedAt.IsZero() {
+		started = c.StartedAt.UnixNano()
+	}
+	if !c.FinishedAt.IsZero() {
+		finished = c.FinishedAt.UnixNano()
+	}
+	return
+}
+
+// ContainerStatus reports one container; an unknown ID is NotFound.
+func (s *runtimeService) ContainerStatus(_ context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	c, err := s.opts.Containers.Get(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	created, started, finished := nanos(c)
+	st := &runtimeapi.ContainerStatus{
+		Id:          c.ID,
+		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: c.Attempt},
+		State:       containerState(c.State),
+		CreatedAt:   created,
+		StartedAt:   started,
+		FinishedAt:  finished,
+		ExitCode:    int32(c.ExitCode),
+		Image:       &runtimeapi.ImageSpec{Image: c.Image},
+		ImageRef:    c.ImageID,
+		ImageId:     c.ImageID,
+		Reason:      c.Reason,
+		Message:     c.Message,
+		Labels:      c.Labels,
+		Annotations: c.Annotations,
+		LogPath:     c.LogPath,
+	}
+	for _, m := range c.Mounts {
+		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly})
+	}
+	resp := &runtimeapi.ContainerStatusResponse{Status: st}
+	if req.GetVerbose() {
+		info, err := json.Marshal(map[string]any{"pid": c.Pid, "podSandboxId": c.PodID, "runtimeSpec": c.Spec, "stopSignal": c.StopSignal})
+		if err != nil {
+			return nil, fmt.Errorf("encode container info: %w", err)
+		}
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+func containerFilter(f *runtimeapi.ContainerFilter) container.Filter {
+	out := container.Filter{ID: f.GetId(), PodID: f.GetPodSandboxId(), Labels: f.GetLabelSelector()}
+	if st := f.GetState(); st != nil {
+		switch st.GetState() {
+		case runtimeapi.ContainerState_CONTAINER_CREATED:
+			out.State = container.Created
+		case runtimeapi.ContainerState_CONTAINER_RUNNING:
+			out.State = container.Running
+		case runtimeapi.ContainerState_CONTAINER_EXITED:
+			out.State = container.Exited
+		default:
+			out.State = "unknown" // matches nothing: we never lose track of a container
+		}
+	}
+	return out
+}
+
+func containerSummaries(cs []*container.Container) []*runtimeapi.Container {
+	out := make([]*runtimeapi.Container, 0, len(cs))
+	for _, c := range cs {
+		created, _, _ := nanos(c)
+		out = append(out, &runtimeapi.Container{
+			Id: c.ID, PodSandboxId: c.PodID, Metadata: &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: c.Attempt},
+			Image: &runtimeapi.ImageSpec{Image: c.Image}, ImageRef: c.ImageID, ImageId: c.ImageID,
+			State: containerState(c.State), CreatedAt: created, Labels: c.Labels, Annotations: c.Annotations,
+		})
+	}
+	return out
+}
+
+// ListContainers lists containers matching the filter.
+func (s *runtimeService) ListContainers(_ context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	return &runtimeapi.ListContainersResponse{Containers: containerSummaries(s.opts.Containers.List(containerFilter(req.GetFilter())))}, nil
+}
+
+// StreamContainers is ListContainers in batches, ended by EOF.
+func (s *runtimeService) StreamContainers(req *runtimeapi.StreamContainersRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamContainersResponse]) error {
+	items := containerSummaries(s.opts.Containers.List(containerFilter(req.GetFilter())))
+	for start := 0; start < len(items); start += streamBatch {
+		if err := stream.Send(&runtimeapi.StreamContainersResponse{Containers: items[start:min(start+streamBatch, len(items))]}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+
+	"go.podman.io/storage"
+)
+
+// WritableLayer is a container's own layer on top of its image's, mounted.
+type WritableLayer struct {
+	Rootfs string // where the layer stack is mounted
+}
+
+// CreateWritableLayer makes the writable layer of container id (named
+// name) on top of image, and mounts it. It holds the same lock as pulls, so
+// the removal of unused layers never sees the new layer before the
+// container that owns it.
+func (s *Service) CreateWritableLayer(id, name string, image ID) (*WritableLayer, error) {
+	s.layersMu.RLock()
+	defer s.layersMu.RUnlock()
+	if _, err := s.store.CreateContainer(id, []string{name}, image.Hex(), "", "", nil); err != nil {
+		if errors.Is(err, storage.ErrDuplicateName) || errors.Is(err, storage.ErrDuplicateID) {
+			return nil, fmt.Errorf("writable layer for %s: %w", id, err)
+		}
+		return nil, fmt.Errorf("create writable layer for container %s: %w", id, err)
+	}
+	rootfs, err := s.store.Mount(id, "")
+	if err != nil {
+		_ = s.store.DeleteContainer(id)
+		return nil, fmt.Errorf("mount container %s: %w", id, err)
+	}
+	return &WritableLayer{Rootfs: rootfs}, nil
+}
+
+// RemoveWritableLayer unmounts and deletes container id's layer; gone
+// already is fine.
+func (s *Service) RemoveWritableLayer(id string) error {
+	if _, err := s.store.Unmount(id, true); err != nil && !errors.Is(err, storage.ErrContainerUnknown) && !errors.Is(err, storage.ErrLayerUnknown) {
+		return fmt.Errorf("unmount container %s: %w", id, err)
+	}
+	if err := s.store.DeleteContainer(id); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
+		return fmt.Errorf("delete writable layer of %s: %w", id, err)
+	}
+	return nil
+}
