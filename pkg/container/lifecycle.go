@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -141,17 +143,37 @@ func (s *Service) Remove(ctx context.Context, id string) error {
 	if err := s.opts.Images.RemoveWritableLayer(id); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(strings.TrimSuffix(s.recordPath(id), "/container.json")); err != nil {
+	if err := s.forget(c); err != nil {
+		return err
+	}
+	s.log.Info("container removed", "container", id)
+	return nil
+}
+
+// forget deletes the container's record and drops it from memory, under
+// its persist lock: an update racing with it either lands before (and is
+// deleted) or finds the container gone.
+func (s *Service) forget(c *Container) error {
+	s.mu.Lock()
+	p, ok := s.persist[c.ID]
+	if !ok {
+		p = &sync.Mutex{}
+		s.persist[c.ID] = p
+	}
+	s.mu.Unlock()
+	p.Lock()
+	defer p.Unlock()
+	if err := os.RemoveAll(filepath.Dir(s.recordPath(c.ID))); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	delete(s.containers, id)
-	if s.names[c.nameKey()] == id {
+	delete(s.containers, c.ID)
+	if s.names[c.nameKey()] == c.ID {
 		delete(s.names, c.nameKey())
 	}
-	delete(s.locks, id)
+	delete(s.locks, c.ID)
+	delete(s.persist, c.ID)
 	s.mu.Unlock()
-	s.log.Info("container removed", "container", id)
 	return nil
 }
 

@@ -67,13 +67,18 @@ type Service struct {
 	containers map[string]*Container
 	names      map[string]string // pod/name/attempt → ID
 	locks      map[string]*sync.Mutex
+	// persist orders the record updates of one container, so the file
+	// always holds the latest state (the exit watcher and Stop may both
+	// record an exit).
+	persist map[string]*sync.Mutex
 }
 
 // New loads the recorded containers and resumes watching those that were
 // running: an exit that happened while the daemon was down is found in
 // conmon's exit file.
 func New(opts Options, log *slog.Logger) (*Service, error) {
-	s := &Service{opts: opts, log: log, containers: map[string]*Container{}, names: map[string]string{}, locks: map[string]*sync.Mutex{}}
+	s := &Service{opts: opts, log: log, containers: map[string]*Container{}, names: map[string]string{},
+		locks: map[string]*sync.Mutex{}, persist: map[string]*sync.Mutex{}}
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		s.oomScoreAdjMin, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
@@ -118,8 +123,19 @@ func (s *Service) lock(id string) func() {
 // a container's state changes.
 func (s *Service) update(id string, change func(*Container)) (*Container, error) {
 	s.mu.Lock()
+	p, ok := s.persist[id]
+	if !ok {
+		p = &sync.Mutex{}
+		s.persist[id] = p
+	}
+	s.mu.Unlock()
+	p.Lock()
+	defer p.Unlock()
+
+	s.mu.Lock()
 	c, ok := s.containers[id]
 	if !ok {
+		delete(s.persist, id) // removed meanwhile: keep no lock for it
 		s.mu.Unlock()
 		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 	}

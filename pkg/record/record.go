@@ -10,7 +10,8 @@ import (
 	"path/filepath"
 )
 
-// Save writes v as JSON to path: a temporary file, fsync, rename.
+// Save writes v as JSON to path: a temporary file, fsync, rename. Callers
+// order concurrent saves of one record themselves; the last rename wins.
 func Save(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
@@ -19,11 +20,12 @@ func Save(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A temporary name of its own, so concurrent saves never collide.
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()

@@ -19,8 +19,8 @@ func TestSaveLoad(t *testing.T) {
 	if err := Load(p, &got); err != nil || got.N != 2 {
 		t.Fatalf("Load = %+v, %v", got, err)
 	}
-	if _, err := os.Stat(p + ".tmp"); !os.IsNotExist(err) {
-		t.Fatal("temporary file left behind")
+	if left, _ := filepath.Glob(p + ".tmp*"); len(left) != 0 {
+		t.Fatalf("temporary files left behind: %v", left)
 	}
 	if err := os.WriteFile(p, []byte("{half"), 0o600); err != nil {
 		t.Fatal(err)
