@@ -31,6 +31,7 @@ type CreateRequest struct {
 	LogPath     string // relative to the pod's log directory
 	StopSignal  string // "" = the image's, else SIGTERM
 	PIDMode     spec.NamespaceMode
+	PIDFromPod  bool   // no mode was asked for: use the pod's
 	TargetID    string // the container whose PID namespace PIDMode Target joins
 	Stdin       bool
 	StdinOnce   bool
@@ -156,7 +157,18 @@ func (s *Service) specInput(req CreateRequest, pod *sandbox.Sandbox, img *image.
 	in.Network = podNS("net", pod.Config.HostNetwork)
 	in.UTS = podNS("uts", pod.Config.HostNetwork)
 	in.IPC = podNS("ipc", pod.Config.HostIPC)
-	switch req.PIDMode {
+	mode := req.PIDMode
+	if req.PIDFromPod {
+		switch pod.Config.PIDMode {
+		case sandbox.PIDPod:
+			mode = spec.Pod
+		case sandbox.PIDHost:
+			mode = spec.Node
+		default:
+			mode = spec.Container
+		}
+	}
+	switch mode {
 	case spec.Node:
 		in.PID = spec.Namespace{Mode: spec.Node}
 	case spec.Pod:

@@ -31,10 +31,17 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	if c.State != Created {
 		return fmt.Errorf("container %s is %s, not created: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
+	// The process begins during "runc start": take the time before it, so
+	// that a process exiting at once never seems to end before it started.
+	startedAt := time.Now()
 	if err := s.opts.Runtime.Start(ctx, c.ID); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
-	if _, err := s.update(c.ID, func(c *Container) { c.State, c.StartedAt = Running, time.Now() }); err != nil {
+	if _, err := s.update(c.ID, func(c *Container) {
+		if c.State == Created {
+			c.State, c.StartedAt = Running, startedAt
+		}
+	}); err != nil {
 		return err
 	}
 	go s.watch(c.ID)
@@ -61,6 +68,13 @@ func (s *Service) recordExit(id string, exit oci.Exit) (*Container, error) {
 			return
 		}
 		c.State, c.ExitCode, c.FinishedAt = Exited, exit.Code, exit.At
+		if c.StartedAt.IsZero() {
+			c.StartedAt = exit.At
+		}
+		// The exit file's time comes from the kernel's coarse clock.
+		if c.FinishedAt.Before(c.StartedAt) {
+			c.FinishedAt = c.StartedAt
+		}
 		c.Reason = "Completed"
 		if exit.Code != 0 {
 			c.Reason = "Error"

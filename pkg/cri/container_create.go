@@ -37,6 +37,7 @@ func createRequest(req *runtimeapi.CreateContainerRequest) (container.CreateRequ
 		StopSignal: stopSignalName(cfg.GetStopSignal()),
 		TargetID:   sc.GetNamespaceOptions().GetTargetId(),
 	}
+	out.PIDFromPod = sc.GetNamespaceOptions() == nil
 	switch sc.GetNamespaceOptions().GetPid() {
 	case runtimeapi.NamespaceMode_POD:
 		out.PIDMode = spec.Pod

@@ -212,7 +212,12 @@ func readSync(ctx context.Context, r *os.File) (int, error) {
 		return 0, err
 	}
 	if rep.Data <= 0 {
-		return 0, fmt.Errorf("runc create: %s", strings.TrimSpace(rep.Message))
+		msg := strings.TrimSpace(rep.Message)
+		// The request named a program or path the image does not have.
+		if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
+			return 0, fmt.Errorf("runc create: %s: %w", msg, errdefs.ErrInvalidArgument)
+		}
+		return 0, fmt.Errorf("runc create: %s", msg)
 	}
 	return rep.Data, nil
 }

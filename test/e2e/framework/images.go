@@ -89,7 +89,7 @@ func BuildTestImages(busyboxPath string) ([]*TestImage, error) {
 			v1.Config{Cmd: shell}},
 		{HTTPDImage, "e2e-test/httpd", "1.0", "httpd", []historyLayer{www},
 			v1.Config{
-				Entrypoint:   []string{"/bin/httpd", "-f", "-p", "80", "-h", "/www"},
+				Entrypoint:   []string{"/usr/sbin/httpd", "-f", "-p", "80", "-h", "/www"},
 				ExposedPorts: map[string]struct{}{"80/tcp": {}},
 			}},
 		{UIDGIDImage, "library/busybox-uidgid", "latest", "uidgid", nil,
