@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -168,15 +167,7 @@ func (s *Service) Remove(ctx context.Context, id string) error {
 // its persist lock: an update racing with it either lands before (and is
 // deleted) or finds the container gone.
 func (s *Service) forget(c *Container) error {
-	s.mu.Lock()
-	p, ok := s.persist[c.ID]
-	if !ok {
-		p = &sync.Mutex{}
-		s.persist[c.ID] = p
-	}
-	s.mu.Unlock()
-	p.Lock()
-	defer p.Unlock()
+	defer s.persist.Lock(c.ID)()
 	if err := os.RemoveAll(filepath.Dir(s.recordPath(c.ID))); err != nil {
 		return err
 	}
@@ -185,9 +176,9 @@ func (s *Service) forget(c *Container) error {
 	if s.names[c.nameKey()] == c.ID {
 		delete(s.names, c.nameKey())
 	}
-	delete(s.locks, c.ID)
-	delete(s.persist, c.ID)
 	s.mu.Unlock()
+	s.locks.Forget(c.ID)
+	s.persist.Forget(c.ID)
 	return nil
 }
 

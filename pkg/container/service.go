@@ -15,6 +15,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/record"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
@@ -66,19 +67,18 @@ type Service struct {
 	mu         sync.Mutex
 	containers map[string]*Container
 	names      map[string]string // pod/name/attempt → ID
-	locks      map[string]*sync.Mutex
+	locks      keylock.Locks     // per-container operation locks
 	// persist orders the record updates of one container, so the file
 	// always holds the latest state (the exit watcher and Stop may both
 	// record an exit).
-	persist map[string]*sync.Mutex
+	persist keylock.Locks
 }
 
 // New loads the recorded containers and resumes watching those that were
 // running: an exit that happened while the daemon was down is found in
 // conmon's exit file.
 func New(opts Options, log *slog.Logger) (*Service, error) {
-	s := &Service{opts: opts, log: log, containers: map[string]*Container{}, names: map[string]string{},
-		locks: map[string]*sync.Mutex{}, persist: map[string]*sync.Mutex{}}
+	s := &Service{opts: opts, log: log, containers: map[string]*Container{}, names: map[string]string{}}
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		s.oomScoreAdjMin, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
@@ -107,35 +107,15 @@ func (s *Service) recordPath(id string) string {
 }
 
 // lock serializes operations on one container.
-func (s *Service) lock(id string) func() {
-	s.mu.Lock()
-	l, ok := s.locks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		s.locks[id] = l
-	}
-	s.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (s *Service) lock(id string) func() { return s.locks.Lock(id) }
 
 // update applies change to the live record and persists it; the only way
 // a container's state changes.
 func (s *Service) update(id string, change func(*Container)) (*Container, error) {
-	s.mu.Lock()
-	p, ok := s.persist[id]
-	if !ok {
-		p = &sync.Mutex{}
-		s.persist[id] = p
-	}
-	s.mu.Unlock()
-	p.Lock()
-	defer p.Unlock()
-
+	defer s.persist.Lock(id)()
 	s.mu.Lock()
 	c, ok := s.containers[id]
 	if !ok {
-		delete(s.persist, id) // removed meanwhile: keep no lock for it
 		s.mu.Unlock()
 		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 	}

@@ -117,8 +117,8 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if m.byKey[sb.Config.Metadata.key()] == id {
 		delete(m.byKey, sb.Config.Metadata.key())
 	}
-	delete(m.locks, id)
 	m.mu.Unlock()
+	m.locks.Forget(id)
 	m.log.Info("pod sandbox removed", "pod", id)
 	return nil
 }

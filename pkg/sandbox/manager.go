@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
 
@@ -46,10 +47,10 @@ type Manager struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	pods     map[string]*Sandbox    // by ID
-	byKey    map[string]string      // metadata key → ID
-	creating map[string]*creation   // metadata key → RunPodSandbox in flight
-	locks    map[string]*sync.Mutex // per-pod operation locks
+	pods     map[string]*Sandbox  // by ID
+	byKey    map[string]string    // metadata key → ID
+	creating map[string]*creation // metadata key → RunPodSandbox in flight
+	locks    keylock.Locks        // per-pod operation locks
 
 	containers ContainerStopper
 	samples    cpuSamples
@@ -71,7 +72,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Manager, error) 
 		opts.HostResolv = "/etc/resolv.conf"
 	}
 	m := &Manager{opts: opts, log: log, pods: map[string]*Sandbox{}, byKey: map[string]string{},
-		creating: map[string]*creation{}, locks: map[string]*sync.Mutex{}}
+		creating: map[string]*creation{}}
 	pods, err := m.loadAll()
 	if err != nil {
 		return nil, fmt.Errorf("load pods: %w", err)
@@ -134,17 +135,7 @@ func (m *Manager) namespacesPresent(sb *Sandbox) bool {
 }
 
 // lock serializes operations on one pod.
-func (m *Manager) lock(id string) func() {
-	m.mu.Lock()
-	l, ok := m.locks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		m.locks[id] = l
-	}
-	m.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (m *Manager) lock(id string) func() { return m.locks.Lock(id) }
 
 // Run creates a ready pod. A second Run with the same metadata fails with
 // AlreadyExists naming the pod, except when the client that asked first gave
