@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -22,7 +23,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := daemon.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
+	var coded daemon.ExitCoder
+	switch {
+	case errors.As(err, &coded):
+		os.Exit(coded.ExitCode())
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "cri-runtime:", err)
 		os.Exit(1)
 	}

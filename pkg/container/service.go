@@ -12,6 +12,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
@@ -41,6 +44,9 @@ type Runtime interface {
 	Wait(ctx context.Context, id string) (oci.Exit, error)
 	Exited(id string) (oci.Exit, bool)
 	Delete(ctx context.Context, id string) error
+	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*oci.ExecResult, error)
+	ReopenLog(id string) error
+	Update(ctx context.Context, id string, res *specs.LinuxResources) error
 }
 
 var _ Runtime = (*oci.Runtime)(nil)

@@ -91,19 +91,23 @@ func createRequest(req *runtimeapi.CreateContainerRequest) (container.CreateRequ
 		return out, err
 	}
 	in.Security = sec
-	if r := lx.GetResources(); r != nil {
-		in.Resources = spec.Resources{
-			CPUPeriod: r.GetCpuPeriod(), CPUQuota: r.GetCpuQuota(), CPUShares: r.GetCpuShares(),
-			MemoryLimit: r.GetMemoryLimitInBytes(), MemorySwapLimit: r.GetMemorySwapLimitInBytes(),
-			CpusetCpus: r.GetCpusetCpus(), CpusetMems: r.GetCpusetMems(), OOMScoreAdj: int(r.GetOomScoreAdj()),
-			Unified: r.GetUnified(),
-		}
-		for _, h := range r.GetHugepageLimits() {
-			in.Resources.Hugepages = append(in.Resources.Hugepages, spec.Hugepage{PageSize: h.GetPageSize(), Limit: h.GetLimit()})
-		}
-	}
+	in.Resources = containerResources(lx.GetResources())
 	out.Spec = in
 	return out, nil
+}
+
+// containerResources converts the CRI's resources (nil means none).
+func containerResources(r *runtimeapi.LinuxContainerResources) spec.Resources {
+	out := spec.Resources{
+		CPUPeriod: r.GetCpuPeriod(), CPUQuota: r.GetCpuQuota(), CPUShares: r.GetCpuShares(),
+		MemoryLimit: r.GetMemoryLimitInBytes(), MemorySwapLimit: r.GetMemorySwapLimitInBytes(),
+		CpusetCpus: r.GetCpusetCpus(), CpusetMems: r.GetCpusetMems(), OOMScoreAdj: int(r.GetOomScoreAdj()),
+		Unified: r.GetUnified(),
+	}
+	for _, h := range r.GetHugepageLimits() {
+		out.Hugepages = append(out.Hugepages, spec.Hugepage{PageSize: h.GetPageSize(), Limit: h.GetLimit()})
+	}
+	return out
 }
 
 func propagation(p runtimeapi.MountPropagation) (spec.Propagation, error) {

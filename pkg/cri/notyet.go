@@ -15,35 +15,20 @@ import (
 // Unimplemented; TestEveryRPCIsServedOrListed keeps this list and the code
 // in step, and later work shrinks it to nothing.
 var notYet = map[string]bool{
-	"UpdateContainerResources": true,
-	"ReopenContainerLog":       true,
-	"ExecSync":                 true,
-	"Exec":                     true,
-	"Attach":                   true,
-	"PortForward":              true,
-	"ContainerStats":           true,
-	"ListContainerStats":       true,
-	"StreamContainerStats":     true,
-	"UpdateRuntimeConfig":      true,
-	"CheckpointContainer":      true,
-	"CheckpointPod":            true,
-	"RestorePod":               true,
-	"GetContainerEvents":       true,
-	"ListMetricDescriptors":    true,
-	"ListPodSandboxMetrics":    true,
-	"StreamPodSandboxMetrics":  true,
-}
-
-func (*runtimeService) UpdateContainerResources(context.Context, *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
-	return nil, notImplemented("UpdateContainerResources")
-}
-
-func (*runtimeService) ReopenContainerLog(context.Context, *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
-	return nil, notImplemented("ReopenContainerLog")
-}
-
-func (*runtimeService) ExecSync(context.Context, *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
-	return nil, notImplemented("ExecSync")
+	"Exec":                    true,
+	"Attach":                  true,
+	"PortForward":             true,
+	"ContainerStats":          true,
+	"ListContainerStats":      true,
+	"StreamContainerStats":    true,
+	"UpdateRuntimeConfig":     true,
+	"CheckpointContainer":     true,
+	"CheckpointPod":           true,
+	"RestorePod":              true,
+	"GetContainerEvents":      true,
+	"ListMetricDescriptors":   true,
+	"ListPodSandboxMetrics":   true,
+	"StreamPodSandboxMetrics": true,
 }
 
 func (*runtimeService) Exec(context.Context, *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {

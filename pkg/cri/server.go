@@ -15,6 +15,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
@@ -56,6 +57,9 @@ type Containers interface {
 	Remove(ctx context.Context, id string) error
 	Get(id string) (*container.Container, error)
 	List(f container.Filter) []*container.Container
+	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*oci.ExecResult, error)
+	ReopenLog(id string) error
+	UpdateResources(ctx context.Context, id string, r spec.Resources) error
 }
 
 // ImageFsUsage measures the filesystems of the image store.

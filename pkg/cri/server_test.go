@@ -23,6 +23,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
@@ -110,6 +111,15 @@ func (fakeContainers) Get(id string) (*container.Container, error) {
 	return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }
 func (fakeContainers) List(container.Filter) []*container.Container { return nil }
+func (fakeContainers) ExecSync(_ context.Context, id string, _ []string, _ time.Duration) (*oci.ExecResult, error) {
+	return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+}
+func (fakeContainers) ReopenLog(id string) error {
+	return fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+}
+func (fakeContainers) UpdateResources(_ context.Context, id string, _ spec.Resources) error {
+	return fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+}
 
 var (
 	_ Containers    = fakeContainers{}
@@ -223,7 +233,7 @@ func TestInterceptors(t *testing.T) {
 		}
 	})
 	t.Run("not yet is Unimplemented", func(t *testing.T) {
-		_, err := rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: "abc", Cmd: []string{"true"}})
+		_, err := rt.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: "abc", Cmd: []string{"true"}, Stdout: true})
 		if status.Code(err) != codes.Unimplemented {
 			t.Fatalf("err = %v", err)
 		}

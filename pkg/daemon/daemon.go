@@ -8,16 +8,31 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/cri-runtime/cri-runtime/pkg/config"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/version"
 )
 
+// ExitCoder is an error that asks main for a particular exit code.
+type ExitCoder interface{ ExitCode() int }
+
+type exitCode int
+
+func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) }
+func (e exitCode) ExitCode() int { return int(e) }
+
 // Run executes the command line args (without the program name) until ctx is
 // cancelled (serve) or the command is done. -h/--help prints usage and
 // returns nil.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "reap-exec" {
+		if code := reapExec(args[1:], stderr); code != 0 {
+			return exitCode(code)
+		}
+		return nil
+	}
 	o, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	runtime, err := oci.NewRuntime(oci.RuntimeOptions{
 		Runc:     lookPath(cfg.Runtime.Path),
 		Conmon:   lookPath(cfg.Runtime.MonitorPath),
+		Helper:   self,
 		StateDir: filepath.Join(cfg.State, "oci"),
 	}, log.With("component", "oci"))
 	if err != nil {

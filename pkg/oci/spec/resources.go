@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-tools/generate"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
@@ -70,4 +71,18 @@ func setResources(g *generate.Generator, in Input) error {
 		g.SetLinuxResourcesUnified(maps.Clone(r.Unified))
 	}
 	return nil
+}
+
+// LinuxResources maps r to the runtime-spec's resources block alone, with
+// the same rules as Build: what UpdateContainerResources hands to the OCI
+// runtime for a running container.
+func LinuxResources(r Resources) (*specs.LinuxResources, error) {
+	g := generate.Generator{Config: &specs.Spec{}}
+	if err := setResources(&g, Input{Resources: r}); err != nil {
+		return nil, err
+	}
+	if g.Config.Linux == nil || g.Config.Linux.Resources == nil {
+		return &specs.LinuxResources{}, nil
+	}
+	return g.Config.Linux.Resources, nil
 }

@@ -109,3 +109,23 @@ func TestOOMScoreAdj(t *testing.T) {
 		})
 	}
 }
+
+func TestLinuxResources(t *testing.T) {
+	got, err := LinuxResources(Resources{MemoryLimit: 64 << 20, CPUQuota: 50000, CPUPeriod: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Memory == nil || *got.Memory.Limit != 64<<20 || *got.Memory.Swap != 64<<20 || *got.CPU.Quota != 50000 || *got.CPU.Period != 100000 {
+		t.Fatalf("LinuxResources = %+v", got)
+	}
+	if len(got.Devices) != 0 {
+		t.Fatalf("an update must not carry device rules: %+v", got.Devices)
+	}
+	if _, err := LinuxResources(Resources{MemoryLimit: -1}); err == nil {
+		t.Fatal("negative memory limit accepted")
+	}
+	empty, err := LinuxResources(Resources{})
+	if err != nil || empty.Memory != nil || empty.CPU != nil {
+		t.Fatalf("no limits = %+v, %v; want an empty block", empty, err)
+	}
+}

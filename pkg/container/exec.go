@@ -1,0 +1,69 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
+)
+
+// running returns the container if it is running, else FailedPrecondition.
+func (s *Service) running(id string) (*Container, error) {
+	c, err := s.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if c.State != Running {
+		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	return c, nil
+}
+
+// ExecSync runs cmd in the running container and returns its output and
+// exit code; see oci.Runtime.ExecSync for the timeout and output cap.
+func (s *Service) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*oci.ExecResult, error) {
+	c, err := s.running(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Runtime.ExecSync(ctx, c.ID, cmd, timeout)
+}
+
+// ReopenLog has the container's monitor reopen its log file after the
+// kubelet rotated it.
+func (s *Service) ReopenLog(id string) error {
+	c, err := s.running(id)
+	if err != nil {
+		return err
+	}
+	return s.opts.Runtime.ReopenLog(c.ID)
+}
+
+// UpdateResources applies new limits to the running container's cgroup
+// and records them in its spec.
+func (s *Service) UpdateResources(ctx context.Context, id string, r spec.Resources) error {
+	c, err := s.running(id)
+	if err != nil {
+		return err
+	}
+	defer s.lock(c.ID)()
+	res, err := spec.LinuxResources(r)
+	if err != nil {
+		return err
+	}
+	if err := s.opts.Runtime.Update(ctx, c.ID, res); err != nil {
+		return err
+	}
+	_, err = s.update(c.ID, func(c *Container) {
+		if c.Spec != nil && c.Spec.Linux != nil {
+			if c.Spec.Linux.Resources != nil { // device rules are not updated
+				res.Devices = c.Spec.Linux.Resources.Devices
+			}
+			c.Spec.Linux.Resources = res
+		}
+	})
+	return err
+}

@@ -1,0 +1,189 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+)
+
+// MaxExecOutput caps each captured stream of ExecSync, as the kubelet's
+// exec probes expect runtimes to do.
+const MaxExecOutput = 16 << 20
+
+// pipeGrace bounds how long ExecSync keeps reading after the command
+// exited: a background child that inherited stdout must not hold it forever.
+const pipeGrace = time.Second
+
+// ExecResult is the outcome of ExecSync.
+type ExecResult struct {
+	Stdout, Stderr []byte
+	ExitCode       int
+}
+
+// ExecSync runs cmd in the container, as its process runs (same user,
+// environment, working directory, namespaces and cgroup, since runc exec
+// starts from the container's own process spec), and collects its output.
+// When timeout (if non-zero) passes first, the command and everything it
+// started are killed and the error is DeadlineExceeded.
+func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*ExecResult, error) {
+	pidFile, err := os.CreateTemp(r.BundleDir(id), "exec-*.pid")
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	pidFile.Close()
+	defer os.Remove(pidFile.Name())
+
+	stdout, stderr := &cappedBuffer{max: MaxExecOutput}, &cappedBuffer{max: MaxExecOutput}
+	// runc exec waits for every process the command leaves behind; run it
+	// detached under our reap-exec helper, which waits for the command only.
+	args := append([]string{"reap-exec", pidFile.Name(), r.opts.Runc, "--root", r.runcRoot(), "exec", "--detach", "--pid-file", pidFile.Name(), id}, cmd...)
+	c := exec.Command(r.opts.Helper, args...)
+	c.Stdout, c.Stderr = stdout, stderr
+	c.WaitDelay = pipeGrace
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case err = <-done:
+	case <-expired:
+		r.killExec(pidFile.Name(), c)
+		<-done
+		return nil, fmt.Errorf("exec %q in container %s did not finish within %v; killed it: %w", strings.Join(cmd, " "), id, timeout, context.DeadlineExceeded)
+	case <-ctx.Done():
+		r.killExec(pidFile.Name(), c)
+		<-done
+		return nil, ctx.Err()
+	}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil, errors.Is(err, exec.ErrWaitDelay):
+	case errors.As(err, &exitErr):
+		if msg := stderr.String(); exitErr.ExitCode() == reapExecFailed && strings.Contains(msg, "cri-runtime reap-exec: ") {
+			// runc itself failed (e.g. the program is missing), not the command.
+			if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
+				return nil, fmt.Errorf("exec in container %s: %s: %w", id, strings.TrimSpace(msg), errdefs.ErrInvalidArgument)
+			}
+			return nil, fmt.Errorf("exec in container %s: %s", id, strings.TrimSpace(msg))
+		}
+	default:
+		return nil, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	return &ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: c.ProcessState.ExitCode()}, nil
+}
+
+// killExec kills the exec'd process and every process it started (found
+// through /proc's children lists), then runc exec itself.
+func (r *Runtime) killExec(pidFile string, c *exec.Cmd) {
+	if b, err := os.ReadFile(pidFile); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+			for _, p := range processTree(pid) {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+	}
+	_ = c.Process.Kill()
+}
+
+// processTree lists pid and its descendants.
+func processTree(pid int) []int {
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", out[i]))
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if child, err := strconv.Atoi(f); err == nil {
+					out = append(out, child)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// reapExecFailed is the exit code of "cri-runtime reap-exec" when runc
+// itself failed (see pkg/daemon).
+const reapExecFailed = 125
+
+// cappedBuffer keeps the first max bytes written and discards the rest,
+// without failing the writer. (The buffer is a field, not embedded: an
+// embedded bytes.Buffer's ReadFrom would let io.Copy bypass the cap.)
+type cappedBuffer struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *cappedBuffer) Bytes() []byte  { return b.buf.Bytes() }
+func (b *cappedBuffer) String() string { return b.buf.String() }
+
+// ReopenLog asks the container's conmon to reopen its log file, after the
+// kubelet has rotated it (conmon's control fifo: event 2, reopen logs).
+func (r *Runtime) ReopenLog(id string) error {
+	f, err := os.OpenFile(filepath.Join(r.BundleDir(id), "ctl"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENXIO) {
+			return fmt.Errorf("container %s has no running monitor: %w", id, errdefs.ErrFailedPrecondition)
+		}
+		return fmt.Errorf("open control fifo of %s: %w", id, err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%d %d %d\n", 2, 0, 0); err != nil {
+		return fmt.Errorf("ask conmon to reopen the log of %s: %w", id, err)
+	}
+	return nil
+}
+
+// Update applies new resource limits to a running container's cgroup.
+func (r *Runtime) Update(ctx context.Context, id string, res *specs.LinuxResources) error {
+	data, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	c := exec.CommandContext(ctx, r.opts.Runc, "--root", r.runcRoot(), "update", "--resources", "-", id)
+	c.Stdin = bytes.NewReader(data)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	if err := c.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if strings.Contains(msg, "does not exist") {
+			return fmt.Errorf("runc update %s: %s: %w", id, msg, errdefs.ErrNotFound)
+		}
+		return fmt.Errorf("runc update %s: %w: %s", id, err, msg)
+	}
+	return nil
+}
