@@ -6,16 +6,16 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
+	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 )
 
 // pause is the init of a pod whose containers share one PID namespace
 // (started by pkg/sandbox, never by users). It first joins the pod's cgroup
 // (when given one). As PID 1 it must reap the orphans the containers leave;
 // otherwise it waits, using no CPU, until it is told to stop.
-func pause(ctx context.Context, cgroup string) error {
-	if cgroup != "" {
-		if err := sandbox.JoinCgroup(cgroup); err != nil {
+func pause(ctx context.Context, cgroupPath string) error {
+	if cgroupPath != "" {
+		if err := cgroup.Join(cgroupPath); err != nil {
 			return err
 		}
 	}

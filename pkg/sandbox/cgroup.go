@@ -1,15 +1,9 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/opencontainers/cgroups"
-	"github.com/opencontainers/cgroups/manager"
 
 	"github.com/cri-runtime/cri-runtime/pkg/config"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
@@ -55,65 +49,4 @@ func expandSlice(slice string) (string, error) {
 		prefix += "-"
 	}
 	return path, nil
-}
-
-func cgroupManager(path string) (cgroups.Manager, error) {
-	return manager.New(&cgroups.Cgroup{Path: path, Resources: &cgroups.Resources{SkipDevices: true}})
-}
-
-// ensureCgroup creates the cgroup at path in every hierarchy when it does
-// not exist yet. It returns the topmost directory it had to create ("" when
-// the cgroup existed), so removal can take away exactly what we made. The
-// kubelet normally creates pod cgroups itself; then we leave them to it.
-func ensureCgroup(path string) (string, error) {
-	if cgroupExists(path) {
-		return "", nil
-	}
-	top := path
-	for parent := filepath.Dir(top); parent != "/" && !cgroupExists(parent); parent = filepath.Dir(parent) {
-		top = parent
-	}
-	m, err := cgroupManager(path)
-	if err != nil {
-		return "", fmt.Errorf("cgroup %s: %w", path, err)
-	}
-	if err := m.Apply(-1); err != nil {
-		_ = removeCgroup(path, top)
-		return "", fmt.Errorf("create cgroup %s: %w", path, err)
-	}
-	return top, nil
-}
-
-// cgroupExists looks in the unified hierarchy, or in the memory controller's
-// on cgroup v1.
-func cgroupExists(path string) bool {
-	base := "/sys/fs/cgroup"
-	if !cgroups.IsCgroup2UnifiedMode() {
-		base = "/sys/fs/cgroup/memory"
-	}
-	_, err := os.Stat(filepath.Join(base, path))
-	return err == nil
-}
-
-// removeCgroup removes a cgroup we created, then each ancestor up to top
-// that we created with it and that nothing else uses now (a non-empty one is
-// shared with another pod and stays). Gone already is fine.
-func removeCgroup(path, top string) error {
-	m, err := cgroupManager(path)
-	if err != nil {
-		return err
-	}
-	if err := m.Destroy(); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove cgroup %s: %w", path, err)
-	}
-	for dir := filepath.Dir(path); top != "" && dir != "/" && strings.HasPrefix(path, top) && len(dir) >= len(top); dir = filepath.Dir(dir) {
-		parent, err := cgroupManager(dir)
-		if err != nil {
-			return err
-		}
-		if err := parent.Destroy(); err != nil {
-			break // still used by another pod's cgroup
-		}
-	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
@@ -104,14 +105,14 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("remove pod directory: %w", err)
 	}
 	if sb.CgroupCreated != "" {
-		if err := removeCgroup(sb.CgroupParent, sb.CgroupCreated); err != nil {
+		if err := cgroup.Remove(sb.CgroupParent, sb.CgroupCreated); err != nil {
 			return err
 		}
 	}
 	if err := m.forget(id); err != nil {
 		return err
 	}
-	m.samples.forget(sb.CgroupParent)
+	m.samples.Forget(sb.CgroupParent)
 	m.mu.Lock()
 	delete(m.pods, id)
 	if m.byKey[sb.Config.Metadata.key()] == id {

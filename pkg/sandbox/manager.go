@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
@@ -53,7 +54,7 @@ type Manager struct {
 	locks    keylock.Locks        // per-pod operation locks
 
 	containers ContainerStopper
-	samples    cpuSamples
+	samples    cgroup.Sampler
 }
 
 // creation is a RunPodSandbox in flight, which retries of the same
@@ -298,13 +299,13 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		return nil, err
 	}
 	if m.opts.CgroupDriver != "systemd" {
-		top, err := ensureCgroup(sb.CgroupParent)
+		top, err := cgroup.Ensure(sb.CgroupParent)
 		if err != nil {
 			return nil, err
 		}
 		if top != "" {
 			sb.CgroupCreated = top
-			undo = append(undo, func() error { return removeCgroup(sb.CgroupParent, top) })
+			undo = append(undo, func() error { return cgroup.Remove(sb.CgroupParent, top) })
 		}
 	}
 

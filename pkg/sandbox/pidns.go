@@ -86,13 +86,3 @@ func processStart(pid int) uint64 {
 }
 
 var errNoPauseBinary = errors.New("no pause binary configured")
-
-// JoinCgroup puts the calling process into the cgroupfs cgroup at path, in
-// every hierarchy: what a pod's init does first (see startPause).
-func JoinCgroup(path string) error {
-	m, err := cgroupManager(path)
-	if err != nil {
-		return err
-	}
-	return m.Apply(os.Getpid())
-}

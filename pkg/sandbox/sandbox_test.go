@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
@@ -100,25 +99,6 @@ func TestCgroupPath(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("cgroupPath(%s, %q) = %q, %v; want %q", tc.driver, tc.parent, got, err, tc.want)
 		}
-	}
-}
-
-func TestCPURate(t *testing.T) {
-	var s cpuSamples
-	t0 := time.Unix(100, 0)
-	if r := s.rate("pod", t0, 1_000); r != nil {
-		t.Fatalf("first sample has a rate: %d", *r)
-	}
-	r := s.rate("pod", t0.Add(2*time.Second), 1_000+1_000_000_000)
-	if r == nil || *r != 500_000_000 {
-		t.Fatalf("rate = %v; want half a core", r)
-	}
-	if r := s.rate("pod", t0.Add(3*time.Second), 5); r != nil {
-		t.Fatal("a counter that went backwards (a new cgroup) must not give a rate")
-	}
-	s.forget("pod")
-	if r := s.rate("pod", t0.Add(4*time.Second), 10); r != nil {
-		t.Fatal("a forgotten key must start over")
 	}
 }
 

@@ -1,0 +1,177 @@
+// Package cgroup creates, removes and measures the cgroups of pods and
+// containers, on cgroup v1 and v2, through the cgroups library runc uses.
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
+)
+
+// manage returns the library's manager for the cgroupfs path.
+func manage(path string) (cgroups.Manager, error) {
+	return manager.New(&cgroups.Cgroup{Path: path, Resources: &cgroups.Resources{SkipDevices: true}})
+}
+
+// Ensure creates the cgroup at path in every hierarchy when it does not
+// exist yet. It returns the topmost directory it had to create ("" when the
+// cgroup existed), so Remove can take away exactly what was made.
+func Ensure(path string) (string, error) {
+	if Exists(path) {
+		return "", nil
+	}
+	top := path
+	for parent := filepath.Dir(top); parent != "/" && !Exists(parent); parent = filepath.Dir(parent) {
+		top = parent
+	}
+	m, err := manage(path)
+	if err != nil {
+		return "", fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	if err := m.Apply(-1); err != nil {
+		_ = Remove(path, top)
+		return "", fmt.Errorf("create cgroup %s: %w", path, err)
+	}
+	return top, nil
+}
+
+// Exists looks in the unified hierarchy, or in the memory controller's on
+// cgroup v1.
+func Exists(path string) bool {
+	base := "/sys/fs/cgroup"
+	if !cgroups.IsCgroup2UnifiedMode() {
+		base = "/sys/fs/cgroup/memory"
+	}
+	_, err := os.Stat(filepath.Join(base, path))
+	return err == nil
+}
+
+// Remove removes the cgroup at path, then each ancestor up to top that
+// was created with it and that nothing else uses now (a non-empty one is
+// shared and stays). Gone already is fine.
+func Remove(path, top string) error {
+	m, err := manage(path)
+	if err != nil {
+		return err
+	}
+	if err := m.Destroy(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove cgroup %s: %w", path, err)
+	}
+	for dir := filepath.Dir(path); top != "" && dir != "/" && strings.HasPrefix(path, top) && len(dir) >= len(top); dir = filepath.Dir(dir) {
+		parent, err := manage(dir)
+		if err != nil {
+			return err
+		}
+		if err := parent.Destroy(); err != nil {
+			break // still used by another cgroup
+		}
+	}
+	return nil
+}
+
+// Join puts the calling process into the cgroup at path, in every hierarchy.
+func Join(path string) error {
+	m, err := manage(path)
+	if err != nil {
+		return err
+	}
+	return m.Apply(os.Getpid())
+}
+
+// CPUStats: cumulative usage, and the rate since the previous sample.
+type CPUStats struct {
+	UsageCoreNanoSeconds uint64
+	UsageNanoCores       *uint64 // nil for a first sample
+}
+
+// MemoryStats in bytes (faults are counts).
+type MemoryStats struct {
+	WorkingSetBytes, UsageBytes, RSSBytes, PageFaults, MajorPageFaults uint64
+	AvailableBytes                                                     *uint64
+}
+
+// Sampler remembers the last CPU sample of each cgroup, to turn the
+// cumulative counter into a rate.
+type Sampler struct {
+	mu   sync.Mutex
+	last map[string]cpuSample
+}
+
+type cpuSample struct {
+	at    time.Time
+	usage uint64
+}
+
+// rate records a sample and returns nanocores since the previous one.
+func (c *Sampler) rate(key string, at time.Time, usage uint64) *uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil {
+		c.last = map[string]cpuSample{}
+	}
+	prev, ok := c.last[key]
+	c.last[key] = cpuSample{at, usage}
+	if !ok || !at.After(prev.at) || usage < prev.usage {
+		return nil
+	}
+	r := uint64(float64(usage-prev.usage) / at.Sub(prev.at).Seconds())
+	return &r
+}
+
+func (c *Sampler) Forget(key string) {
+	c.mu.Lock()
+	delete(c.last, key)
+	c.mu.Unlock()
+}
+
+// Stats reads CPU and memory usage of the cgroup at path; samples turns
+// the CPU counter into a rate.
+func Stats(samples *Sampler, path string) (*CPUStats, *MemoryStats, time.Time, error) {
+	m, err := manage(path)
+	if err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	st, err := m.GetStats()
+	now := time.Now()
+	if err != nil {
+		return nil, nil, now, fmt.Errorf("read cgroup %s: %w", path, err)
+	}
+	cpu := &CPUStats{UsageCoreNanoSeconds: st.CpuStats.CpuUsage.TotalUsage}
+	cpu.UsageNanoCores = samples.rate(path, now, cpu.UsageCoreNanoSeconds)
+	return cpu, memoryStats(st), now, nil
+}
+
+// memoryStats derives the kubelet's working set (usage less inactive file
+// cache) from cgroup v1 or v2 counters.
+func memoryStats(st *cgroups.Stats) *MemoryStats {
+	ms := st.MemoryStats
+	get := func(v1, v2 string) uint64 {
+		if v, ok := ms.Stats[v1]; ok {
+			return v
+		}
+		return ms.Stats[v2]
+	}
+	out := &MemoryStats{
+		UsageBytes:      ms.Usage.Usage,
+		RSSBytes:        get("total_rss", "anon"),
+		PageFaults:      get("total_pgfault", "pgfault"),
+		MajorPageFaults: get("total_pgmajfault", "pgmajfault"),
+	}
+	inactive := get("total_inactive_file", "inactive_file")
+	if out.UsageBytes > inactive {
+		out.WorkingSetBytes = out.UsageBytes - inactive
+	}
+	if limit := ms.Usage.Limit; limit > 0 && limit < 1<<62 && limit > out.WorkingSetBytes {
+		avail := limit - out.WorkingSetBytes
+		out.AvailableBytes = &avail
+	}
+	return out
+}
