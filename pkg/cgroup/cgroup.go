@@ -65,13 +65,21 @@ func Remove(path, top string) error {
 	if err := m.Destroy(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove cgroup %s: %w", path, err)
 	}
+	// Ancestors go with a plain rmdir in each hierarchy: the library's
+	// Destroy removes sub-cgroups too, which would take another pod's.
 	for dir := filepath.Dir(path); top != "" && dir != "/" && strings.HasPrefix(path, top) && len(dir) >= len(top); dir = filepath.Dir(dir) {
 		parent, err := manage(dir)
 		if err != nil {
 			return err
 		}
-		if err := parent.Destroy(); err != nil {
-			break // still used by another cgroup
+		inUse := false
+		for _, p := range parent.GetPaths() {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				inUse = true // has children, or processes: shared with another cgroup
+			}
+		}
+		if inUse {
+			break
 		}
 	}
 	return nil
