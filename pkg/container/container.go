@@ -40,6 +40,8 @@ type Container struct {
 	LogPath     string            `json:"logPath,omitempty"` // absolute; "" when the pod has no log directory
 	StopSignal  string            `json:"stopSignal"`
 	Mounts      []Mount           `json:"mounts,omitempty"`
+	// CgroupPath is the container's cgroup in cgroupfs form, for stats.
+	CgroupPath string `json:"cgroupPath,omitempty"`
 
 	State      State     `json:"state"`
 	CreatedAt  time.Time `json:"createdAt"`

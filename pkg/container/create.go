@@ -121,6 +121,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, 
 		Image: req.Image, ImageID: img.ID.String(),
 		Labels: req.Labels, Annotations: req.Annotations, LogPath: logPath, StopSignal: stopSignal,
 		State: Created, CreatedAt: time.Now(), Pid: pid, Spec: ociSpec,
+		CgroupPath: filepath.Join(pod.CgroupParent, "crirt-"+id),
+	}
+	if s.opts.CgroupDriver == "systemd" {
+		c.CgroupPath += ".scope" // runc's systemd driver names the scope prefix-name.scope
 	}
 	for _, m := range req.Spec.Mounts {
 		c.Mounts = append(c.Mounts, Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly})

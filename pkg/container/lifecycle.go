@@ -179,6 +179,7 @@ func (s *Service) forget(c *Container) error {
 	s.mu.Unlock()
 	s.locks.Forget(c.ID)
 	s.persist.Forget(c.ID)
+	s.samples.Forget(c.CgroupPath)
 	return nil
 }
 

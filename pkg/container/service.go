@@ -16,6 +16,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
@@ -29,6 +30,7 @@ type Images interface {
 	Status(ctx context.Context, ref string) (*image.Image, error)
 	CreateWritableLayer(id, name string, img image.ID) (*image.WritableLayer, error)
 	RemoveWritableLayer(id string) error
+	WritableLayerUsage(id string) (image.Usage, error)
 }
 
 // Pods finds the pod a container belongs to.
@@ -78,6 +80,7 @@ type Service struct {
 	// always holds the latest state (the exit watcher and Stop may both
 	// record an exit).
 	persist keylock.Locks
+	samples cgroup.Sampler // CPU samples, for usage rates
 }
 
 // New loads the recorded containers and resumes watching those that were

@@ -18,9 +18,6 @@ var notYet = map[string]bool{
 	"Exec":                    true,
 	"Attach":                  true,
 	"PortForward":             true,
-	"ContainerStats":          true,
-	"ListContainerStats":      true,
-	"StreamContainerStats":    true,
 	"UpdateRuntimeConfig":     true,
 	"CheckpointContainer":     true,
 	"CheckpointPod":           true,
@@ -41,18 +38,6 @@ func (*runtimeService) Attach(context.Context, *runtimeapi.AttachRequest) (*runt
 
 func (*runtimeService) PortForward(context.Context, *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
 	return nil, notImplemented("PortForward")
-}
-
-func (*runtimeService) ContainerStats(context.Context, *runtimeapi.ContainerStatsRequest) (*runtimeapi.ContainerStatsResponse, error) {
-	return nil, notImplemented("ContainerStats")
-}
-
-func (*runtimeService) ListContainerStats(context.Context, *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
-	return nil, notImplemented("ListContainerStats")
-}
-
-func (*runtimeService) StreamContainerStats(*runtimeapi.StreamContainerStatsRequest, grpc.ServerStreamingServer[runtimeapi.StreamContainerStatsResponse]) error {
-	return notImplemented("StreamContainerStats")
 }
 
 func (*runtimeService) UpdateRuntimeConfig(context.Context, *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {

@@ -74,25 +74,8 @@ func (s *runtimeService) podStats(sb *sandbox.Sandbox) (*runtimeapi.PodSandboxSt
 	}
 	ts := st.Timestamp.UnixNano()
 	linux := &runtimeapi.LinuxPodSandboxStats{}
-	if c := st.CPU; c != nil {
-		linux.Cpu = &runtimeapi.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: c.UsageCoreNanoSeconds}}
-		if c.UsageNanoCores != nil {
-			linux.Cpu.UsageNanoCores = &runtimeapi.UInt64Value{Value: *c.UsageNanoCores}
-		}
-	}
-	if m := st.Memory; m != nil {
-		linux.Memory = &runtimeapi.MemoryUsage{
-			Timestamp:       ts,
-			WorkingSetBytes: &runtimeapi.UInt64Value{Value: m.WorkingSetBytes},
-			UsageBytes:      &runtimeapi.UInt64Value{Value: m.UsageBytes},
-			RssBytes:        &runtimeapi.UInt64Value{Value: m.RSSBytes},
-			PageFaults:      &runtimeapi.UInt64Value{Value: m.PageFaults},
-			MajorPageFaults: &runtimeapi.UInt64Value{Value: m.MajorPageFaults},
-		}
-		if m.AvailableBytes != nil {
-			linux.Memory.AvailableBytes = &runtimeapi.UInt64Value{Value: *m.AvailableBytes}
-		}
-	}
+	linux.Cpu = cpuUsage(ts, st.CPU)
+	linux.Memory = memoryUsage(ts, st.Memory)
 	if len(st.Network) > 0 {
 		linux.Network = &runtimeapi.NetworkUsage{Timestamp: ts}
 		for i, n := range st.Network {

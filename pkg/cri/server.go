@@ -60,6 +60,7 @@ type Containers interface {
 	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*oci.ExecResult, error)
 	ReopenLog(id string) error
 	UpdateResources(ctx context.Context, id string, r spec.Resources) error
+	Stats(id string) (*container.Stats, error)
 }
 
 // ImageFsUsage measures the filesystems of the image store.

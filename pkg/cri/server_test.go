@@ -114,6 +114,9 @@ func (fakeContainers) List(container.Filter) []*container.Container { return nil
 func (fakeContainers) ExecSync(_ context.Context, id string, _ []string, _ time.Duration) (*oci.ExecResult, error) {
 	return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }
+func (fakeContainers) Stats(id string) (*container.Stats, error) {
+	return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+}
 func (fakeContainers) ReopenLog(id string) error {
 	return fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }

@@ -3,6 +3,7 @@ package image
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.podman.io/storage"
 )
@@ -43,4 +44,29 @@ func (s *Service) RemoveWritableLayer(id string) error {
 		return fmt.Errorf("delete writable layer of %s: %w", id, err)
 	}
 	return nil
+}
+
+// WritableLayerUsage is the bytes container id's own layer uses, and its
+// mount point's filesystem.
+func (s *Service) WritableLayerUsage(id string) (Usage, error) {
+	c, err := s.store.Container(id)
+	if err != nil {
+		return Usage{}, fmt.Errorf("container %s: %w", id, err)
+	}
+	size, err := s.store.ContainerSize(c.ID)
+	if err != nil {
+		return Usage{}, fmt.Errorf("size of container %s: %w", id, err)
+	}
+	u := Usage{UsedBytes: uint64(max(size, 0)), Timestamp: time.Now()}
+	if meta, err := s.store.GraphDriver(); err == nil {
+		if m, err := meta.Metadata(c.LayerID); err == nil && m["UpperDir"] != "" {
+			if du, err := DirUsage(m["UpperDir"]); err == nil {
+				u.InodesUsed, u.Mountpoint = du.InodesUsed, du.Mountpoint
+			}
+		}
+	}
+	if u.Mountpoint == "" {
+		u.Mountpoint, _ = mountpointOf(s.store.GraphRoot())
+	}
+	return u, nil
 }
