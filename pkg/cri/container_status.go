@@ -61,6 +61,7 @@ func (s *runtimeService) ContainerStatus(_ context.Context, req *runtimeapi.Cont
 	for _, m := range c.Mounts {
 		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly})
 	}
+	st.Resources = statusResources(c)
 	resp := &runtimeapi.ContainerStatusResponse{Status: st}
 	if req.GetVerbose() {
 		info, err := json.Marshal(map[string]any{"pid": c.Pid, "podSandboxId": c.PodID, "runtimeSpec": c.Spec, "stopSignal": c.StopSignal})
@@ -116,4 +117,38 @@ func (s *runtimeService) StreamContainers(req *runtimeapi.StreamContainersReques
 		}
 	}
 	return nil
+}
+
+// statusResources reports the limits the container runs with (updated by
+// UpdateContainerResources), which the kubelet's in-place resize reads.
+func statusResources(c *container.Container) *runtimeapi.ContainerResources {
+	if c.Spec == nil || c.Spec.Linux == nil || c.Spec.Linux.Resources == nil {
+		return nil
+	}
+	r := c.Spec.Linux.Resources
+	out := &runtimeapi.LinuxContainerResources{}
+	if cpu := r.CPU; cpu != nil {
+		if cpu.Period != nil {
+			out.CpuPeriod = int64(*cpu.Period)
+		}
+		if cpu.Quota != nil {
+			out.CpuQuota = *cpu.Quota
+		}
+		if cpu.Shares != nil {
+			out.CpuShares = int64(*cpu.Shares)
+		}
+		out.CpusetCpus, out.CpusetMems = cpu.Cpus, cpu.Mems
+	}
+	if m := r.Memory; m != nil {
+		if m.Limit != nil {
+			out.MemoryLimitInBytes = *m.Limit
+		}
+		if m.Swap != nil {
+			out.MemorySwapLimitInBytes = *m.Swap
+		}
+	}
+	if c.Spec.Process != nil && c.Spec.Process.OOMScoreAdj != nil {
+		out.OomScoreAdj = int64(*c.Spec.Process.OOMScoreAdj)
+	}
+	return &runtimeapi.ContainerResources{Linux: out}
 }

@@ -23,6 +23,11 @@ import (
 // exec probes expect runtimes to do.
 const MaxExecOutput = 16 << 20
 
+// maxExecResponse bounds both streams together: the kubelet's CRI client
+// accepts messages of 16 MiB, so a larger response would reach it as an
+// error instead of as truncated output.
+const maxExecResponse = 16<<20 - 64<<10
+
 // pipeGrace bounds how long ExecSync keeps reading after the command
 // exited: a background child that inherited stdout must not hold it forever.
 const pipeGrace = time.Second
@@ -93,7 +98,12 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	default:
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
 	}
-	return &ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: c.ProcessState.ExitCode()}, nil
+	out, errOut := stdout.Bytes(), stderr.Bytes()
+	if len(out)+len(errOut) > maxExecResponse { // keep stdout, then what fits of stderr
+		out = out[:min(len(out), maxExecResponse)]
+		errOut = errOut[:maxExecResponse-len(out)]
+	}
+	return &ExecResult{Stdout: out, Stderr: errOut, ExitCode: c.ProcessState.ExitCode()}, nil
 }
 
 // killExec kills the exec'd process and every process it started (found
