@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
@@ -135,6 +136,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, 
 	s.mu.Lock()
 	s.containers[id] = c
 	s.mu.Unlock()
+	s.opts.Events.Publish(events.Event{Type: events.Created, ContainerID: id, PodID: pod.ID})
 	s.log.Info("container created", "container", id, "pod", pod.ID, "name", req.Name, "image", req.Image)
 	return c.clone(), nil
 }

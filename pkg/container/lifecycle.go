@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 )
 
@@ -44,6 +45,7 @@ func (s *Service) Start(ctx context.Context, id string) error {
 		return err
 	}
 	go s.watch(c.ID)
+	s.opts.Events.Publish(events.Event{Type: events.Started, ContainerID: c.ID, PodID: c.PodID})
 	s.log.Info("container started", "container", c.ID)
 	return nil
 }
@@ -62,10 +64,12 @@ func (s *Service) watch(id string) {
 
 // recordExit moves a running container to Exited with conmon's exit code.
 func (s *Service) recordExit(id string, exit oci.Exit) (*Container, error) {
-	return s.update(id, func(c *Container) {
+	stopped := false
+	c, err := s.update(id, func(c *Container) {
 		if c.State == Exited {
 			return
 		}
+		stopped = true
 		c.State, c.ExitCode, c.FinishedAt = Exited, exit.Code, exit.At
 		if c.StartedAt.IsZero() {
 			c.StartedAt = exit.At
@@ -80,6 +84,10 @@ func (s *Service) recordExit(id string, exit oci.Exit) (*Container, error) {
 		}
 		s.log.Info("container exited", "container", id, "exit_code", exit.Code)
 	})
+	if stopped {
+		s.opts.Events.Publish(events.Event{Type: events.Stopped, ContainerID: id, PodID: c.PodID})
+	}
+	return c, err
 }
 
 // Stop signals the container with its stop signal, waits up to timeout,
@@ -159,6 +167,7 @@ func (s *Service) Remove(ctx context.Context, id string) error {
 	if err := s.forget(c); err != nil {
 		return err
 	}
+	s.opts.Events.Publish(events.Event{Type: events.Deleted, ContainerID: id, PodID: c.PodID})
 	s.log.Info("container removed", "container", id)
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
@@ -60,6 +61,7 @@ type Options struct {
 	Images       Images
 	Pods         Pods
 	Runtime      Runtime
+	Events       *events.Broker // may be nil
 }
 
 // Service runs containers. Safe for concurrent use: operations on one

@@ -40,6 +40,20 @@ func (s *runtimeService) ContainerStatus(_ context.Context, req *runtimeapi.Cont
 	if err != nil {
 		return nil, err
 	}
+	st := containerStatus(c)
+	resp := &runtimeapi.ContainerStatusResponse{Status: st}
+	if req.GetVerbose() {
+		info, err := json.Marshal(map[string]any{"pid": c.Pid, "podSandboxId": c.PodID, "runtimeSpec": c.Spec, "stopSignal": c.StopSignal})
+		if err != nil {
+			return nil, fmt.Errorf("encode container info: %w", err)
+		}
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+// containerStatus converts a container's record.
+func containerStatus(c *container.Container) *runtimeapi.ContainerStatus {
 	created, started, finished := nanos(c)
 	st := &runtimeapi.ContainerStatus{
 		Id:          c.ID,
@@ -62,15 +76,7 @@ func (s *runtimeService) ContainerStatus(_ context.Context, req *runtimeapi.Cont
 		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly})
 	}
 	st.Resources = statusResources(c)
-	resp := &runtimeapi.ContainerStatusResponse{Status: st}
-	if req.GetVerbose() {
-		info, err := json.Marshal(map[string]any{"pid": c.Pid, "podSandboxId": c.PodID, "runtimeSpec": c.Spec, "stopSignal": c.StopSignal})
-		if err != nil {
-			return nil, fmt.Errorf("encode container info: %w", err)
-		}
-		resp.Info = map[string]string{"info": string(info)}
-	}
-	return resp, nil
+	return st
 }
 
 func containerFilter(f *runtimeapi.ContainerFilter) container.Filter {

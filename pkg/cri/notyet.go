@@ -22,7 +22,6 @@ var notYet = map[string]bool{
 	"CheckpointContainer":     true,
 	"CheckpointPod":           true,
 	"RestorePod":              true,
-	"GetContainerEvents":      true,
 	"ListMetricDescriptors":   true,
 	"ListPodSandboxMetrics":   true,
 	"StreamPodSandboxMetrics": true,
@@ -54,10 +53,6 @@ func (*runtimeService) CheckpointPod(context.Context, *runtimeapi.CheckpointPodR
 
 func (*runtimeService) RestorePod(context.Context, *runtimeapi.RestorePodRequest) (*runtimeapi.RestorePodResponse, error) {
 	return nil, notImplemented("RestorePod")
-}
-
-func (*runtimeService) GetContainerEvents(*runtimeapi.GetEventsRequest, grpc.ServerStreamingServer[runtimeapi.ContainerEventResponse]) error {
-	return notImplemented("GetContainerEvents")
 }
 
 func (*runtimeService) ListMetricDescriptors(context.Context, *runtimeapi.ListMetricDescriptorsRequest) (*runtimeapi.ListMetricDescriptorsResponse, error) {

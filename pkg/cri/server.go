@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/container"
+	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
@@ -63,6 +64,11 @@ type Containers interface {
 	Stats(id string) (*container.Stats, error)
 }
 
+// EventSource hands out subscriptions to lifecycle events.
+type EventSource interface {
+	Subscribe() (<-chan events.Event, func())
+}
+
 // ImageFsUsage measures the filesystems of the image store.
 type ImageFsUsage interface {
 	FsUsage() (images, containers []image.Usage, err error)
@@ -76,6 +82,7 @@ type Options struct {
 	Images       ImageStore
 	Sandboxes    Sandboxes
 	Containers   Containers
+	Events       EventSource
 	ImageFs      ImageFsUsage
 	CgroupDriver string // config.CgroupfsDriver or config.SystemdDriver
 	// Handlers are the runtime handler names (RuntimeClass handlers) served;

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
@@ -143,6 +144,7 @@ func testOptions() Options {
 		Images:       fakeImages{},
 		Sandboxes:    fakeSandboxes{},
 		Containers:   fakeContainers{},
+		Events:       &events.Broker{},
 		ImageFs:      fakeImages{},
 		Config:       map[string]string{"root": "/r"},
 	}

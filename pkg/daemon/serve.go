@@ -14,6 +14,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/config"
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/cri"
+	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
@@ -83,7 +84,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("find our own binary: %w", err)
 	}
+	var lifecycle events.Broker
 	sandboxes, err := sandbox.New(ctx, sandbox.Options{
+		Events:       &lifecycle,
 		PauseBinary:  self,
 		Root:         cfg.Root,
 		State:        cfg.State,
@@ -110,6 +113,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Images:       images,
 		Pods:         sandboxes,
 		Runtime:      runtime,
+		Events:       &lifecycle,
 	}, log.With("component", "container"))
 	if err != nil {
 		return err
@@ -131,6 +135,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Images:       images,
 		Sandboxes:    sandboxes,
 		Containers:   containers,
+		Events:       &lifecycle,
 		ImageFs:      images,
 		CgroupDriver: cfg.CgroupDriver,
 		Handlers:     []string{filepath.Base(cfg.Runtime.Path)},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/events"
 )
 
 // ContainerStopper stops (and, for removal, removes) a pod's containers
@@ -64,6 +65,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string) error {
 	if err := m.save(sb); err != nil {
 		return err
 	}
+	m.opts.Events.Publish(events.Event{Type: events.Stopped, ContainerID: id, PodID: id})
 	m.log.Info("pod sandbox stopped", "pod", id)
 	return nil
 }
@@ -120,6 +122,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	}
 	m.mu.Unlock()
 	m.locks.Forget(id)
+	m.opts.Events.Publish(events.Event{Type: events.Deleted, ContainerID: id, PodID: id})
 	m.log.Info("pod sandbox removed", "pod", id)
 	return nil
 }

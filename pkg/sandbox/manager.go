@@ -16,6 +16,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
@@ -35,6 +36,8 @@ type Options struct {
 	// PauseBinary is run as "PauseBinary pause" to be the init of pods whose
 	// containers share a PID namespace: normally the daemon's own binary.
 	PauseBinary string
+	// Events receives the pods' lifecycle events; may be nil.
+	Events *events.Broker
 }
 
 // createTimeout bounds one RunPodSandbox's work, which goes on after the
@@ -178,6 +181,10 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (*Sandbox, error) {
 			}
 			c.sb, c.err = sb, err
 			m.mu.Unlock()
+			if err == nil { // once the pod can be looked up
+				m.opts.Events.Publish(events.Event{Type: events.Created, ContainerID: sb.ID, PodID: sb.ID})
+				m.opts.Events.Publish(events.Event{Type: events.Started, ContainerID: sb.ID, PodID: sb.ID})
+			}
 			close(c.done)
 		}()
 	}
