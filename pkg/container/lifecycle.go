@@ -78,9 +78,13 @@ func (s *Service) recordExit(id string, exit oci.Exit) (*Container, error) {
 		if c.FinishedAt.Before(c.StartedAt) {
 			c.FinishedAt = c.StartedAt
 		}
-		c.Reason = "Completed"
-		if exit.Code != 0 {
+		switch {
+		case exit.OOMKilled:
+			c.Reason, c.Message = "OOMKilled", "the container's cgroup ran out of memory"
+		case exit.Code != 0:
 			c.Reason = "Error"
+		default:
+			c.Reason = "Completed"
 		}
 		s.log.Info("container exited", "container", id, "exit_code", exit.Code)
 	})

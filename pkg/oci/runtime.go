@@ -279,6 +279,9 @@ func (r *Runtime) State(ctx context.Context, id string) (State, error) {
 type Exit struct {
 	Code int
 	At   time.Time
+	// OOMKilled: the kernel killed a process of the container for lack of
+	// memory in its cgroup (conmon leaves an "oom" file in the bundle).
+	OOMKilled bool
 }
 
 // Exited reports the container's exit, if conmon has recorded one.
@@ -296,7 +299,8 @@ func (r *Runtime) Exited(id string) (Exit, bool) {
 	if fi, err := os.Stat(p); err == nil {
 		at = fi.ModTime()
 	}
-	return Exit{Code: code, At: at}, true
+	_, err = os.Stat(filepath.Join(r.BundleDir(id), "oom"))
+	return Exit{Code: code, At: at, OOMKilled: err == nil}, true
 }
 
 // Wait blocks until the container has exited (conmon wrote its exit file)

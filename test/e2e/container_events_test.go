@@ -85,3 +85,25 @@ func TestContainerEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestContainerOOMKilled runs a container past a small memory limit: the
+// kernel kills it and its status says OOMKilled, as the kubelet reports it.
+func TestContainerOOMKilled(t *testing.T) {
+	d, _ := startCtrDaemon(t)
+	pod, podCfg := ctrPod(t, d, "oom")
+	cfg := shCfg("hog", "head -c 200m /dev/zero | tail > /dev/null")
+	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 16 << 20}
+	id := runCtr(t, d, pod, podCfg, cfg)
+	st := d.WaitExited(t, id)
+	if st.Reason != "OOMKilled" || st.ExitCode == 0 {
+		t.Fatalf("status after exceeding 16 MiB = reason %q, exit code %d; want OOMKilled", st.Reason, st.ExitCode)
+	}
+
+	// A container that stays within its limit is not OOMKilled.
+	fine := shCfg("fine", "head -c 1m /dev/zero | tail > /dev/null")
+	fine.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}
+	st = d.WaitExited(t, runCtr(t, d, pod, podCfg, fine))
+	if st.Reason != "Completed" || st.ExitCode != 0 {
+		t.Fatalf("status within the limit = reason %q, exit code %d; want Completed", st.Reason, st.ExitCode)
+	}
+}
