@@ -128,7 +128,7 @@ func TestPushTestImages(t *testing.T) {
 				t.Errorf("busybox: cmd %q user %q", cf.Config.Cmd, cf.Config.User)
 			}
 		case HTTPDImage:
-			ep := []string{"/bin/httpd", "-f", "-p", "80", "-h", "/www"}
+			ep := []string{"/usr/sbin/httpd", "-f", "-p", "80", "-h", "/www"}
 			if !slices.Equal(cf.Config.Entrypoint, ep) {
 				t.Errorf("httpd: entrypoint %q", cf.Config.Entrypoint)
 			}
