@@ -5,7 +5,6 @@ import (
 
 	"fmt"
 
-	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
@@ -15,16 +14,13 @@ import (
 // Unimplemented; TestEveryRPCIsServedOrListed keeps this list and the code
 // in step, and later work shrinks it to nothing.
 var notYet = map[string]bool{
-	"Exec":                    true,
-	"Attach":                  true,
-	"PortForward":             true,
-	"UpdateRuntimeConfig":     true,
-	"CheckpointContainer":     true,
-	"CheckpointPod":           true,
-	"RestorePod":              true,
-	"ListMetricDescriptors":   true,
-	"ListPodSandboxMetrics":   true,
-	"StreamPodSandboxMetrics": true,
+	"Exec":                true,
+	"Attach":              true,
+	"PortForward":         true,
+	"UpdateRuntimeConfig": true,
+	"CheckpointContainer": true,
+	"CheckpointPod":       true,
+	"RestorePod":          true,
 }
 
 func (*runtimeService) Exec(context.Context, *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
@@ -53,18 +49,6 @@ func (*runtimeService) CheckpointPod(context.Context, *runtimeapi.CheckpointPodR
 
 func (*runtimeService) RestorePod(context.Context, *runtimeapi.RestorePodRequest) (*runtimeapi.RestorePodResponse, error) {
 	return nil, notImplemented("RestorePod")
-}
-
-func (*runtimeService) ListMetricDescriptors(context.Context, *runtimeapi.ListMetricDescriptorsRequest) (*runtimeapi.ListMetricDescriptorsResponse, error) {
-	return nil, notImplemented("ListMetricDescriptors")
-}
-
-func (*runtimeService) ListPodSandboxMetrics(context.Context, *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
-	return nil, notImplemented("ListPodSandboxMetrics")
-}
-
-func (*runtimeService) StreamPodSandboxMetrics(*runtimeapi.StreamPodSandboxMetricsRequest, grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxMetricsResponse]) error {
-	return notImplemented("StreamPodSandboxMetrics")
 }
 
 func notImplemented(rpc string) error {
