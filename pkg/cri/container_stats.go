@@ -41,12 +41,9 @@ func (s *runtimeService) StreamContainerStats(req *runtimeapi.StreamContainerSta
 	if err != nil {
 		return err
 	}
-	for start := 0; start < len(stats); start += streamBatch {
-		if err := stream.Send(&runtimeapi.StreamContainerStatsResponse{ContainerStats: stats[start:min(start+streamBatch, len(stats))]}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return inBatches(stats, func(b []*runtimeapi.ContainerStats) error {
+		return stream.Send(&runtimeapi.StreamContainerStatsResponse{ContainerStats: b})
+	})
 }
 
 func (s *runtimeService) listContainerStats(f *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {

@@ -117,12 +117,9 @@ func (s *runtimeService) ListContainers(_ context.Context, req *runtimeapi.ListC
 // StreamContainers is ListContainers in batches, ended by EOF.
 func (s *runtimeService) StreamContainers(req *runtimeapi.StreamContainersRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamContainersResponse]) error {
 	items := containerSummaries(s.opts.Containers.List(containerFilter(req.GetFilter())))
-	for start := 0; start < len(items); start += streamBatch {
-		if err := stream.Send(&runtimeapi.StreamContainersResponse{Containers: items[start:min(start+streamBatch, len(items))]}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return inBatches(items, func(b []*runtimeapi.Container) error {
+		return stream.Send(&runtimeapi.StreamContainersResponse{Containers: b})
+	})
 }
 
 // statusResources reports the limits the container runs with (updated by

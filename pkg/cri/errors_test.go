@@ -49,3 +49,22 @@ func TestToStatus(t *testing.T) {
 		t.Fatal("toStatus(nil) != nil")
 	}
 }
+
+func TestInBatches(t *testing.T) {
+	items := make([]int, 2*streamBatch+50)
+	var sizes []int
+	if err := inBatches(items, func(b []int) error { sizes = append(sizes, len(b)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(sizes) != 3 || sizes[0] != streamBatch || sizes[1] != streamBatch || sizes[2] != 50 {
+		t.Fatalf("batch sizes = %v", sizes)
+	}
+	calls := 0
+	boom := errors.New("client gone")
+	if err := inBatches(items, func([]int) error { calls++; return boom }); err != boom || calls != 1 {
+		t.Fatalf("after a failed send: err %v, %d calls; want the error at once", err, calls)
+	}
+	if err := inBatches([]int(nil), func([]int) error { t.Fatal("no items, no message"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}

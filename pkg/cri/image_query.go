@@ -28,8 +28,19 @@ func (s *imageService) ListImages(ctx context.Context, req *runtimeapi.ListImage
 	return &runtimeapi.ListImagesResponse{Images: out}, nil
 }
 
-// streamBatch bounds one StreamImages message.
+// streamBatch bounds the items of one message of a Stream* RPC.
 const streamBatch = 200
+
+// inBatches calls send with consecutive slices of at most streamBatch items:
+// the Stream* RPCs send what their List* twins return, a batch a message.
+func inBatches[T any](items []T, send func([]T) error) error {
+	for start := 0; start < len(items); start += streamBatch {
+		if err := send(items[start:min(start+streamBatch, len(items))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // StreamImages is ListImages in batches, ended by EOF.
 func (s *imageService) StreamImages(req *runtimeapi.StreamImagesRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamImagesResponse]) error {
@@ -37,17 +48,13 @@ func (s *imageService) StreamImages(req *runtimeapi.StreamImagesRequest, stream 
 	if err != nil {
 		return err
 	}
-	for start := 0; start < len(imgs); start += streamBatch {
-		batch := imgs[start:min(start+streamBatch, len(imgs))]
-		resp := &runtimeapi.StreamImagesResponse{Images: make([]*runtimeapi.Image, 0, len(batch))}
-		for _, img := range batch {
-			resp.Images = append(resp.Images, toCRIImage(img))
-		}
-		if err := stream.Send(resp); err != nil {
-			return err
-		}
+	out := make([]*runtimeapi.Image, 0, len(imgs))
+	for _, img := range imgs {
+		out = append(out, toCRIImage(img))
 	}
-	return nil
+	return inBatches(out, func(b []*runtimeapi.Image) error {
+		return stream.Send(&runtimeapi.StreamImagesResponse{Images: b})
+	})
 }
 
 // ImageStatus describes one image. An image that is not there is not an

@@ -50,12 +50,9 @@ func (s *runtimeService) StreamPodSandboxMetrics(_ *runtimeapi.StreamPodSandboxM
 	if err != nil {
 		return err
 	}
-	for start := 0; start < len(m); start += streamBatch {
-		if err := stream.Send(&runtimeapi.StreamPodSandboxMetricsResponse{PodSandboxMetrics: m[start:min(start+streamBatch, len(m))]}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return inBatches(m, func(b []*runtimeapi.PodSandboxMetrics) error {
+		return stream.Send(&runtimeapi.StreamPodSandboxMetricsResponse{PodSandboxMetrics: b})
+	})
 }
 
 func (s *runtimeService) podMetrics() ([]*runtimeapi.PodSandboxMetrics, error) {

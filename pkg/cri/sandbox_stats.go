@@ -44,12 +44,9 @@ func (s *runtimeService) StreamPodSandboxStats(req *runtimeapi.StreamPodSandboxS
 	if err != nil {
 		return err
 	}
-	for start := 0; start < len(stats); start += streamBatch {
-		if err := stream.Send(&runtimeapi.StreamPodSandboxStatsResponse{PodSandboxStats: stats[start:min(start+streamBatch, len(stats))]}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return inBatches(stats, func(b []*runtimeapi.PodSandboxStats) error {
+		return stream.Send(&runtimeapi.StreamPodSandboxStatsResponse{PodSandboxStats: b})
+	})
 }
 
 func (s *runtimeService) listPodStats(f *runtimeapi.PodSandboxStatsFilter) ([]*runtimeapi.PodSandboxStats, error) {

@@ -112,10 +112,7 @@ func (s *runtimeService) ListPodSandbox(_ context.Context, req *runtimeapi.ListP
 // StreamPodSandboxes is ListPodSandbox in batches, ended by EOF.
 func (s *runtimeService) StreamPodSandboxes(req *runtimeapi.StreamPodSandboxesRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxesResponse]) error {
 	items := podSummaries(s.opts.Sandboxes.List(podFilter(req.GetFilter())))
-	for start := 0; start < len(items); start += streamBatch {
-		if err := stream.Send(&runtimeapi.StreamPodSandboxesResponse{PodSandboxes: items[start:min(start+streamBatch, len(items))]}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return inBatches(items, func(b []*runtimeapi.PodSandbox) error {
+		return stream.Send(&runtimeapi.StreamPodSandboxesResponse{PodSandboxes: b})
+	})
 }
