@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -46,6 +47,39 @@ var knownCapabilities = sync.OnceValue(func() []string {
 	return out
 })
 
+// boundingSet is this process's capability bounding set (CapBnd in
+// /proc/self/status): no container can be given more. A package variable
+// so tests do not depend on the host.
+var boundingSet = sync.OnceValue(func() uint64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ^uint64(0)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			if v, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64); err == nil {
+				return v
+			}
+		}
+	}
+	return ^uint64(0)
+})
+
+// grantableCapabilities are the known capabilities this host lets us give:
+// what "privileged" and "add ALL" mean. Asking runc for one outside the
+// bounding set (e.g. CAP_SYS_RESOURCE where the daemon lacks it) would make
+// every such container fail to start.
+func grantableCapabilities() []string {
+	bnd := boundingSet()
+	var out []string
+	for _, c := range capability.ListKnown() {
+		if c < 64 && bnd&(1<<uint(c)) != 0 {
+			out = append(out, "CAP_"+strings.ToUpper(c.String()))
+		}
+	}
+	return out
+}
+
 // Default masked and read-only paths, as containerd and Docker use them.
 var (
 	defaultMaskedPaths = []string{
@@ -59,8 +93,8 @@ var (
 )
 
 // setCapabilities computes the bounding, effective and permitted sets;
-// inheritable and ambient stay empty. Privileged containers get every known
-// capability. Otherwise, from the default set: add ALL, then drop ALL, then
+// inheritable and ambient stay empty. Privileged containers get every
+// capability the host lets us grant (grantableCapabilities). Otherwise, from the default set: add ALL, then drop ALL, then
 // the individual adds, then the individual drops; so {add: ALL, drop: CHOWN}
 // is everything but CAP_CHOWN, and {drop: ALL, add: NET_ADMIN} is only that.
 func setCapabilities(g *generate.Generator, in Input) error {
@@ -75,11 +109,11 @@ func setCapabilities(g *generate.Generator, in Input) error {
 
 	var caps []string
 	if in.Security.Privileged {
-		caps = slices.Clone(knownCapabilities())
+		caps = grantableCapabilities()
 	} else {
 		caps = slices.Clone(defaultCapabilities)
 		if addAll {
-			caps = slices.Clone(knownCapabilities())
+			caps = grantableCapabilities()
 		}
 		if dropAll {
 			caps = nil
