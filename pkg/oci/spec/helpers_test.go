@@ -39,12 +39,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// withAppArmor fakes a host with (or without) AppArmor for one test.
+// withAppArmor fakes a host with (or without) AppArmor, and with our
+// default profile loaded, for one test.
 func withAppArmor(t *testing.T, on bool) {
 	t.Helper()
-	old := apparmorEnabled
+	old, oldLoaded := apparmorEnabled, apparmorLoaded
 	apparmorEnabled = func() bool { return on }
-	t.Cleanup(func() { apparmorEnabled = old })
+	apparmorLoaded = func(string) bool { return on }
+	t.Cleanup(func() { apparmorEnabled, apparmorLoaded = old, oldLoaded })
 }
 
 // newRootfs makes a rootfs with the test /etc/passwd and /etc/group.

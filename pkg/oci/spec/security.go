@@ -30,6 +30,21 @@ var apparmorEnabled = func() bool {
 	return err == nil
 }
 
+// apparmorLoaded reports whether the kernel has a profile of this name
+// loaded. A package variable so tests do not depend on the host.
+var apparmorLoaded = func(name string) bool {
+	data, err := os.ReadFile("/sys/kernel/security/apparmor/profiles")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if profile, _, _ := strings.Cut(line, " ("); profile == name {
+			return true
+		}
+	}
+	return false
+}
+
 // defaultCapabilities is Docker's and containerd's default set.
 var defaultCapabilities = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
@@ -264,7 +279,12 @@ func setAppArmor(g *generate.Generator, in Input) error {
 	case p.Type == Localhost:
 		g.SetProcessApparmorProfile(p.LocalhostPath)
 	case p.Type == RuntimeDefault && !in.Security.Privileged:
-		g.SetProcessApparmorProfile(DefaultAppArmorProfile)
+		// Name the default profile only once it is loaded (an operator
+		// loads it with apparmor_parser): runc would refuse to start the
+		// container under a profile the kernel does not have.
+		if apparmorLoaded(DefaultAppArmorProfile) {
+			g.SetProcessApparmorProfile(DefaultAppArmorProfile)
+		}
 	}
 	return nil
 }
