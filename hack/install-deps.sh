@@ -10,6 +10,7 @@ packages=(
   containernetworking-plugins  # bridge, host-local, portmap, loopback… in /usr/lib/cni
   iptables                     # used by the bridge (ipMasq) and portmap plugins
   busybox-static               # the e2e tests build their images from /bin/busybox
+  iproute2 util-linux          # ip and nsenter, which the e2e tests inspect pods with
   make git ca-certificates
   # Headers containers/image and containers/storage need when built without
   # the Makefile's build tags, so that a plain `go build ./...` works too.
