@@ -9,6 +9,7 @@ import (
 	"net"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -41,7 +42,19 @@ type ImageConfig struct {
 type RuntimeConfig struct {
 	Path        string `toml:"path" json:"path" doc:"Default OCI runtime binary; a bare name is looked up on PATH."`
 	MonitorPath string `toml:"monitor_path" json:"monitor_path" doc:"conmon, the per-container monitor; a bare name is looked up on PATH."`
+	// Handlers are further OCI runtimes, chosen per pod by its RuntimeClass
+	// handler name. The default runtime is the handler named after its
+	// binary (e.g. "runc"), and "" (no RuntimeClass).
+	Handlers map[string]HandlerConfig `toml:"handlers" json:"handlers,omitempty" doc:"More OCI runtimes, chosen per pod by RuntimeClass handler, e.g. [runtime.handlers.crun] path = \"crun\"."`
 }
+
+// HandlerConfig is one RuntimeClass handler.
+type HandlerConfig struct {
+	Path string `toml:"path" json:"path" doc:"OCI runtime binary; a bare name is looked up on PATH."`
+}
+
+// DefaultHandler is the name the default runtime is offered under.
+func (c *RuntimeConfig) DefaultHandler() string { return filepath.Base(c.Path) }
 
 // NetworkConfig configures CNI.
 type NetworkConfig struct {
@@ -50,6 +63,10 @@ type NetworkConfig struct {
 	DefaultSubnet string   `toml:"default_subnet" json:"default_subnet" doc:"Subnet of the built-in network used while conf_dir holds no network configuration."`
 	DefaultBridge string   `toml:"default_bridge" json:"default_bridge" doc:"Linux bridge of the built-in network."`
 }
+
+// handlerName is what a RuntimeClass handler may be called (a DNS label,
+// more or less).
+var handlerName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 // Default returns the built-in configuration: a daemon started with no config
 // file at all runs with exactly this.
@@ -119,6 +136,17 @@ func (c *Config) Validate() (warnings []string, err error) {
 	}
 	if c.Runtime.Path == "" {
 		return nil, fmt.Errorf("runtime.path: must not be empty")
+	}
+	for name, h := range c.Runtime.Handlers {
+		if !handlerName.MatchString(name) {
+			return nil, fmt.Errorf("runtime.handlers: %q is not a valid handler name (lowercase letters, digits, '-', '_', '.')", name)
+		}
+		if name == c.Runtime.DefaultHandler() {
+			return nil, fmt.Errorf("runtime.handlers.%s: the default runtime already has this name", name)
+		}
+		if h.Path == "" {
+			return nil, fmt.Errorf("runtime.handlers.%s.path: must not be empty", name)
+		}
 	}
 	if c.Runtime.MonitorPath == "" {
 		return nil, fmt.Errorf("runtime.monitor_path: must not be empty")

@@ -32,6 +32,9 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"cgroup driver", func(c *Config) { c.CgroupDriver = "cgroupv3" }, "cgroup_driver"},
 		{"bad pinned glob", func(c *Config) { c.Image.PinnedImages = []string{"registry.k8s.io/pause:["} }, "image.pinned_images"},
 		{"relative image store", func(c *Config) { c.Image.ImageStore = "images" }, "image.image_store"},
+		{"bad handler name", func(c *Config) { c.Runtime.Handlers = map[string]HandlerConfig{"Crun!": {Path: "crun"}} }, "runtime.handlers"},
+		{"handler named like the default", func(c *Config) { c.Runtime.Handlers = map[string]HandlerConfig{"runc": {Path: "runc"}} }, "runtime.handlers.runc"},
+		{"handler without path", func(c *Config) { c.Runtime.Handlers = map[string]HandlerConfig{"crun": {}} }, "runtime.handlers.crun.path"},
 		{"empty runtime", func(c *Config) { c.Runtime.Path = "" }, "runtime.path"},
 		{"empty monitor", func(c *Config) { c.Runtime.MonitorPath = "" }, "runtime.monitor_path"},
 		{"no bin dirs", func(c *Config) { c.Network.BinDirs = nil }, "network.bin_dirs"},
@@ -132,6 +135,7 @@ func TestWriteTOMLRoundTrips(t *testing.T) {
 	c := Default()
 	c.Image.RegistriesConf = "/etc/x/registries.conf"
 	c.Network.BinDirs = []string{"/a", "/b c"}
+	c.Runtime.Handlers = map[string]HandlerConfig{"crun": {Path: "/usr/bin/crun"}, "kata": {Path: "kata-runtime"}}
 	var buf bytes.Buffer
 	if err := c.WriteTOML(&buf); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -27,7 +28,7 @@ func writeTable(buf *bytes.Buffer, prefix string, v reflect.Value) error {
 	var tables []int
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if f.Type.Kind() == reflect.Struct {
+		if f.Type.Kind() == reflect.Struct || f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Struct {
 			tables = append(tables, i)
 			continue
 		}
@@ -41,6 +42,18 @@ func writeTable(buf *bytes.Buffer, prefix string, v reflect.Value) error {
 	for _, i := range tables {
 		f := t.Field(i)
 		name := prefix + f.Tag.Get("toml")
+		if f.Type.Kind() == reflect.Map { // a table of tables, one per key
+			fmt.Fprintf(buf, "\n# %s\n", f.Tag.Get("doc"))
+			keys := v.Field(i).MapKeys()
+			sort.Slice(keys, func(a, b int) bool { return keys[a].String() < keys[b].String() })
+			for _, k := range keys {
+				fmt.Fprintf(buf, "[%s.%s]\n", name, k.String())
+				if err := writeTable(buf, name+"."+k.String()+".", v.Field(i).MapIndex(k)); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		fmt.Fprintf(buf, "\n# %s\n[%s]\n", f.Tag.Get("doc"), name)
 		if err := writeTable(buf, name+".", v.Field(i)); err != nil {
 			return err

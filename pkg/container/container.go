@@ -32,6 +32,9 @@ type Container struct {
 	Name    string `json:"name"`
 	Attempt uint32 `json:"attempt"`
 
+	// Handler is the RuntimeClass handler (OCI runtime) it runs with.
+	Handler string `json:"handler,omitempty"`
+
 	Image   string `json:"image"`   // as requested
 	ImageID string `json:"imageID"` // "sha256:..."
 

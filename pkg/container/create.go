@@ -57,6 +57,14 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, 
 		}
 		return nil, err
 	}
+	handler := pod.Config.RuntimeHandler
+	if handler == "" {
+		handler = s.opts.DefaultHandler
+	}
+	rt, ok := s.opts.Runtimes[handler]
+	if !ok {
+		return nil, fmt.Errorf("runtime handler %q of pod %s is not configured: %w", handler, pod.ID, errdefs.ErrFailedPrecondition)
+	}
 	logPath, err := containerLogPath(pod.Config.LogDirectory, req.LogPath)
 	if err != nil {
 		return nil, err
@@ -111,14 +119,14 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if runLog == "" {
 		runLog = filepath.Join(s.opts.Root, "containers", id, "output.log")
 	}
-	pid, err := s.opts.Runtime.Create(rctx, oci.CreateOptions{ID: id, Name: req.Name, Spec: ociSpec, LogPath: runLog, Stdin: req.Stdin, StdinOnce: req.StdinOnce})
+	pid, err := rt.Create(rctx, oci.CreateOptions{ID: id, Name: req.Name, Spec: ociSpec, LogPath: runLog, Stdin: req.Stdin, StdinOnce: req.StdinOnce})
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() error { return s.opts.Runtime.Delete(context.WithoutCancel(ctx), id) })
+	undo = append(undo, func() error { return rt.Delete(context.WithoutCancel(ctx), id) })
 
 	c := &Container{
-		ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt,
+		ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt, Handler: handler,
 		Image: req.Image, ImageID: img.ID.String(),
 		Labels: req.Labels, Annotations: req.Annotations, LogPath: logPath, StopSignal: stopSignal,
 		State: Created, CreatedAt: time.Now(), Pid: pid, Spec: ociSpec,

@@ -29,7 +29,7 @@ func (s *Service) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	if err != nil {
 		return nil, err
 	}
-	return s.opts.Runtime.ExecSync(ctx, c.ID, cmd, timeout)
+	return s.runtimeOf(c).ExecSync(ctx, c.ID, cmd, timeout)
 }
 
 // ReopenLog has the container's monitor reopen its log file after the
@@ -39,7 +39,7 @@ func (s *Service) ReopenLog(id string) error {
 	if err != nil {
 		return err
 	}
-	return s.opts.Runtime.ReopenLog(c.ID)
+	return s.runtimeOf(c).ReopenLog(c.ID)
 }
 
 // UpdateResources applies new limits to the running container's cgroup
@@ -54,7 +54,7 @@ func (s *Service) UpdateResources(ctx context.Context, id string, r spec.Resourc
 	if err != nil {
 		return err
 	}
-	if err := s.opts.Runtime.Update(ctx, c.ID, res); err != nil {
+	if err := s.runtimeOf(c).Update(ctx, c.ID, res); err != nil {
 		return err
 	}
 	_, err = s.update(c.ID, func(c *Container) {

@@ -34,7 +34,7 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	// The process begins during "runc start": take the time before it, so
 	// that a process exiting at once never seems to end before it started.
 	startedAt := time.Now()
-	if err := s.opts.Runtime.Start(ctx, c.ID); err != nil {
+	if err := s.runtimeOf(c).Start(ctx, c.ID); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	if _, err := s.update(c.ID, func(c *Container) {
@@ -53,7 +53,7 @@ func (s *Service) Start(ctx context.Context, id string) error {
 // watch waits for the container's exit and records it. conmon writes the
 // exit file even while the daemon is down; a restarted daemon resumes here.
 func (s *Service) watch(id string) {
-	exit, err := s.opts.Runtime.Wait(context.Background(), id)
+	exit, err := s.runtimeByID(id).Wait(context.Background(), id)
 	if err != nil {
 		return
 	}
@@ -114,16 +114,17 @@ func (s *Service) stopLocked(ctx context.Context, id string, timeout time.Durati
 	if err != nil || c.State != Running {
 		return nil
 	}
+	rt := s.runtimeOf(c)
 	if timeout > 0 {
 		sig := unix.SignalNum(c.StopSignal)
 		if sig == 0 {
 			sig = unix.SIGTERM
 		}
-		if err := s.opts.Runtime.Kill(ctx, id, sig); err != nil {
+		if err := rt.Kill(ctx, id, sig); err != nil {
 			return fmt.Errorf("signal container %s: %w", id, err)
 		}
 		wctx, cancel := context.WithTimeout(ctx, timeout)
-		exit, err := s.opts.Runtime.Wait(wctx, id)
+		exit, err := rt.Wait(wctx, id)
 		cancel()
 		if err == nil {
 			_, err = s.recordExit(id, exit)
@@ -134,12 +135,12 @@ func (s *Service) stopLocked(ctx context.Context, id string, timeout time.Durati
 		}
 		s.log.Info("container ignored its stop signal; killing it", "container", id, "signal", c.StopSignal, "timeout", timeout)
 	}
-	if err := s.opts.Runtime.Kill(ctx, id, syscall.SIGKILL); err != nil {
+	if err := rt.Kill(ctx, id, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill container %s: %w", id, err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	exit, err := s.opts.Runtime.Wait(wctx, id)
+	exit, err := rt.Wait(wctx, id)
 	if err != nil {
 		return fmt.Errorf("wait for container %s to die: %w", id, err)
 	}
@@ -162,7 +163,7 @@ func (s *Service) Remove(ctx context.Context, id string) error {
 	if err := s.stopLocked(ctx, id, 0); err != nil {
 		return err
 	}
-	if err := s.opts.Runtime.Delete(ctx, id); err != nil {
+	if err := s.runtimeOf(c).Delete(ctx, id); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	if err := s.opts.Images.RemoveWritableLayer(id); err != nil {

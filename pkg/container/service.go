@@ -60,8 +60,11 @@ type Options struct {
 	CgroupDriver string
 	Images       Images
 	Pods         Pods
-	Runtime      Runtime
-	Events       *events.Broker // may be nil
+	// Runtimes are the OCI runtimes by RuntimeClass handler name; pods that
+	// name no handler use DefaultHandler's.
+	Runtimes       map[string]Runtime
+	DefaultHandler string
+	Events         *events.Broker // may be nil
 }
 
 // Service runs containers. Safe for concurrent use: operations on one
@@ -162,9 +165,27 @@ func (s *Service) Get(id string) (*Container, error) {
 	snapshot := c.clone()
 	s.mu.Unlock()
 	if snapshot.State == Running {
-		if exit, ok := s.opts.Runtime.Exited(snapshot.ID); ok {
+		if exit, ok := s.runtimeOf(snapshot).Exited(snapshot.ID); ok {
 			return s.recordExit(snapshot.ID, exit)
 		}
 	}
 	return snapshot, nil
+}
+
+// runtimeOf is the OCI runtime of the container's handler.
+func (s *Service) runtimeOf(c *Container) Runtime {
+	if r, ok := s.opts.Runtimes[c.Handler]; ok {
+		return r
+	}
+	return s.opts.Runtimes[s.opts.DefaultHandler]
+}
+
+// runtimeByID is runtimeOf for a container known by ID.
+func (s *Service) runtimeByID(id string) Runtime {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.containers[id]; ok {
+		return s.runtimeOf(c)
+	}
+	return s.opts.Runtimes[s.opts.DefaultHandler]
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"syscall"
 	"time"
 
@@ -97,23 +98,43 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 
-	runtime, err := oci.NewRuntime(oci.RuntimeOptions{
-		Runc:     lookPath(cfg.Runtime.Path),
-		Conmon:   lookPath(cfg.Runtime.MonitorPath),
-		Helper:   self,
-		StateDir: filepath.Join(cfg.State, "oci"),
-	}, log.With("component", "oci"))
-	if err != nil {
-		return err
+	// One OCI runtime per RuntimeClass handler, each with its own state.
+	handlers := map[string]string{cfg.Runtime.DefaultHandler(): cfg.Runtime.Path}
+	for name, h := range cfg.Runtime.Handlers {
+		handlers[name] = h.Path
 	}
-	defer runtime.Close()
+	runtimes := map[string]container.Runtime{}
+	var handlerNames []string
+	for name, path := range handlers {
+		stateDir := filepath.Join(cfg.State, "oci")
+		if name != cfg.Runtime.DefaultHandler() {
+			stateDir = filepath.Join(cfg.State, "oci-"+name)
+			if _, err := exec.LookPath(path); err != nil {
+				log.Warn("runtime handler's binary not found; its pods will fail", "handler", name, "path", path)
+			}
+		}
+		rt, err := oci.NewRuntime(oci.RuntimeOptions{
+			Runc:     lookPath(path),
+			Conmon:   lookPath(cfg.Runtime.MonitorPath),
+			Helper:   self,
+			StateDir: stateDir,
+		}, log.With("component", "oci", "handler", name))
+		if err != nil {
+			return err
+		}
+		defer rt.Close()
+		runtimes[name] = rt
+		handlerNames = append(handlerNames, name)
+	}
+	sort.Strings(handlerNames)
 	containers, err := container.New(container.Options{
-		Root:         cfg.Root,
-		CgroupDriver: cfg.CgroupDriver,
-		Images:       images,
-		Pods:         sandboxes,
-		Runtime:      runtime,
-		Events:       &lifecycle,
+		Root:           cfg.Root,
+		CgroupDriver:   cfg.CgroupDriver,
+		Images:         images,
+		Pods:           sandboxes,
+		Runtimes:       runtimes,
+		DefaultHandler: cfg.Runtime.DefaultHandler(),
+		Events:         &lifecycle,
 	}, log.With("component", "container"))
 	if err != nil {
 		return err
@@ -138,7 +159,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Events:       &lifecycle,
 		ImageFs:      images,
 		CgroupDriver: cfg.CgroupDriver,
-		Handlers:     []string{filepath.Base(cfg.Runtime.Path)},
+		Handlers:     handlerNames,
 		Config:       cfg,
 	})
 	lis, err := cri.Listen(cfg.Listen)
