@@ -25,6 +25,9 @@ import (
 type Network interface {
 	Attach(ctx context.Context, pod cni.Pod) (*cni.Attachment, error)
 	Detach(ctx context.Context, pod cni.Pod, att *cni.Attachment) error
+	// DetachCurrent runs DEL with the network configured now, for a pod
+	// whose attachment was never recorded.
+	DetachCurrent(ctx context.Context, pod cni.Pod) error
 }
 
 // Options configure a Manager.
@@ -82,6 +85,10 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Manager, error) 
 		return nil, fmt.Errorf("load pods: %w", err)
 	}
 	for _, sb := range pods {
+		if sb.State == creating {
+			m.undoInterrupted(ctx, sb)
+			continue
+		}
 		if sb.State == Ready && !m.namespacesPresent(sb) {
 			log.Warn("pod lost its namespaces (reboot?); marking it not ready", "pod", sb.ID)
 			if err := m.opts.Network.Detach(ctx, m.cniPod(sb), sb.Network); err != nil {
@@ -245,11 +252,15 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	sb := &Sandbox{
 		ID:         id,
 		Config:     cfg,
-		State:      Ready,
+		State:      creating,
 		CreatedAt:  time.Now(),
 		Dir:        filepath.Join(m.opts.State, "sandboxes", id),
 		Namespaces: map[string]string{},
 		claimed:    false,
+	}
+	var err error
+	if sb.CgroupParent, err = cgroupPath(m.opts.CgroupDriver, cfg.CgroupParent, id); err != nil {
+		return nil, err
 	}
 	phases := newPhases()
 	var undo []func() error
@@ -263,6 +274,13 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 			}
 		}
 	}()
+	// Write-ahead: a record in state "creating" before any side effect, so
+	// that after a crash the start-up pass knows to undo this pod (CNI DEL
+	// included) instead of leaking it.
+	undo = append(undo, func() error { return m.forget(id) })
+	if err := m.save(sb); err != nil {
+		return nil, err
+	}
 	undo = append(undo, func() error { return os.RemoveAll(sb.Dir) })
 	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
 		return nil, err
@@ -279,7 +297,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	hostname := m.hostname(cfg)
 	nsDir := filepath.Join(sb.Dir, "ns")
 	undo = append(undo, func() error { return m.unpinAll(sb) })
-	err := createNamespaces(nsDir, kinds, func() error {
+	err = createNamespaces(nsDir, kinds, func() error {
 		if !cfg.HostNetwork {
 			if err := loopbackUp(); err != nil {
 				return err
@@ -301,10 +319,6 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	phases.done("namespaces")
 
 	// The cgroup parent.
-	sb.CgroupParent, err = cgroupPath(m.opts.CgroupDriver, cfg.CgroupParent, id)
-	if err != nil {
-		return nil, err
-	}
 	if m.opts.CgroupDriver != "systemd" {
 		top, err := cgroup.Ensure(sb.CgroupParent)
 		if err != nil {
@@ -313,6 +327,9 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		if top != "" {
 			sb.CgroupCreated = top
 			undo = append(undo, func() error { return cgroup.Remove(sb.CgroupParent, top) })
+			if err := m.save(sb); err != nil { // so a crash now removes it too
+				return nil, err
+			}
 		}
 	}
 
@@ -373,7 +390,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	}
 	phases.done("network")
 
-	undo = append(undo, func() error { return m.forget(id) })
+	sb.State = Ready
 	if err := m.save(sb); err != nil {
 		return nil, err
 	}
@@ -437,3 +454,39 @@ func (p *phases) done(name string) {
 }
 
 func (p *phases) attrs() []any { return p.times }
+
+// undoInterrupted takes down a pod whose RunPodSandbox was cut short (the
+// daemon died): its network through CNI DEL with the network in use (the
+// stored configuration was not saved yet), its init, mounts, directory,
+// the cgroup we made, and its record. Every step tolerates what never
+// happened.
+func (m *Manager) undoInterrupted(ctx context.Context, sb *Sandbox) {
+	for kind := range map[string]bool{netNS.name: !sb.Config.HostNetwork, ipcNS.name: !sb.Config.HostIPC, utsNS.name: !sb.Config.HostNetwork} {
+		sb.Namespaces[kind] = filepath.Join(sb.Dir, "ns", kind)
+	}
+	if !sb.Config.HostNetwork {
+		if err := m.opts.Network.DetachCurrent(ctx, m.cniPod(sb)); err != nil {
+			m.log.Warn("undo interrupted pod: CNI DEL", "pod", sb.ID, "err", err)
+		}
+	}
+	m.stopPause(sb)
+	steps := []func() error{
+		func() error { return unmountShm(sb.Dir) },
+		func() error { return m.unpinAll(sb) },
+		func() error { return os.RemoveAll(sb.Dir) },
+		func() error {
+			if sb.CgroupCreated == "" {
+				return nil
+			}
+			return cgroup.Remove(sb.CgroupParent, sb.CgroupCreated)
+		},
+		func() error { return m.forget(sb.ID) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			m.log.Warn("undo interrupted pod", "pod", sb.ID, "err", err)
+			return
+		}
+	}
+	m.log.Info("undid a pod sandbox whose creation was interrupted", "pod", sb.ID, "name", sb.Config.Metadata.Namespace+"/"+sb.Config.Metadata.Name)
+}

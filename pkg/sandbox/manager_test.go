@@ -50,6 +50,10 @@ func (f *fakeNetwork) Detach(_ context.Context, pod cni.Pod, _ *cni.Attachment) 
 	return nil
 }
 
+func (f *fakeNetwork) DetachCurrent(ctx context.Context, pod cni.Pod) error {
+	return f.Detach(ctx, pod, nil)
+}
+
 var _ Network = (*fakeNetwork)(nil)
 
 func newTestManager(t *testing.T, root, state string, net *fakeNetwork) *Manager {
@@ -258,6 +262,47 @@ func TestStartUpRemovesUnrecordedPodState(t *testing.T) {
 		t.Fatalf("recorded pod disturbed: %v, %d mounts", err, mountsUnder(t, kept.Dir))
 	}
 	if err := m2.Remove(context.Background(), kept.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStartUpUndoesAnInterruptedRun(t *testing.T) {
+	root, state := t.TempDir(), t.TempDir()
+	net := &fakeNetwork{attached: map[string]bool{}}
+	m := newTestManager(t, root, state, net)
+	sb, err := m.Run(context.Background(), podConfig("cut"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make the pod look as if the daemon died after CNI ADD, before the
+	// final save: its record still says "creating" and has no attachment.
+	sb.State, sb.Network = creating, nil
+	if err := m.save(sb); err != nil {
+		t.Fatal(err)
+	}
+
+	m2 := newTestManager(t, root, state, net)
+	if _, err := m2.Get(sb.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("interrupted pod is listed after start-up: %v", err)
+	}
+	if net.attached[sb.ID] {
+		t.Fatal("CNI DEL did not run for the interrupted pod")
+	}
+	if n := mountsUnder(t, state); n != 0 {
+		t.Fatalf("%d mounts of the interrupted pod left", n)
+	}
+	if _, err := os.Stat(sb.Dir); !os.IsNotExist(err) {
+		t.Fatalf("pod directory left: %v", err)
+	}
+	if entries, _ := os.ReadDir(root + "/sandboxes"); len(entries) != 0 {
+		t.Fatalf("record left: %v", entries)
+	}
+	// Its metadata is free again.
+	again, err := m2.Run(context.Background(), podConfig("cut"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Remove(context.Background(), again.ID); err != nil {
 		t.Fatal(err)
 	}
 }

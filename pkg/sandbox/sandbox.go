@@ -20,6 +20,9 @@ const (
 	// NotReady: stopped (networking torn down) or not recovered after a
 	// reboot; the pod can only be removed.
 	NotReady State = "notready"
+	// creating is only ever seen in a record: RunPodSandbox was cut short
+	// and start-up must undo what it did.
+	creating State = "creating"
 )
 
 // Metadata identifies a pod as the kubelet knows it. Two sandboxes with

@@ -157,3 +157,14 @@ func runtimeConf(pod Pod, ifName string) *libcni.RuntimeConf {
 	}
 	return rt
 }
+
+// DetachCurrent runs CNI DEL with the network configured now, for a pod
+// whose ADD may have happened but whose attachment was never recorded (the
+// daemon died in between). DEL of what was never added is harmless.
+func (m *Manager) DetachCurrent(ctx context.Context, pod Pod) error {
+	network, err := m.Network(ctx)
+	if err != nil {
+		return err
+	}
+	return m.Detach(ctx, pod, &Attachment{Network: network.Name, ConfList: network.list.Bytes})
+}
