@@ -23,6 +23,9 @@ const (
 	Created State = "created"
 	Running State = "running"
 	Exited  State = "exited"
+	// creating is only ever seen in a record: CreateContainer was cut
+	// short and start-up must undo what it did.
+	creating State = "creating"
 )
 
 // Container is a container's record. Values handed out are copies.

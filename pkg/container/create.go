@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -98,6 +99,15 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, 
 		delete(s.names, key)
 		s.mu.Unlock()
 	}()
+
+	// Write-ahead: a record in state "creating" before any side effect, so
+	// that after a crash the start-up pass removes the half-made container
+	// (its writable layer, its runc state) instead of leaking it.
+	undo = append(undo, func() error { return os.RemoveAll(filepath.Dir(s.recordPath(id))) })
+	if err := record.Save(s.recordPath(id), &Container{ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt,
+		Handler: handler, Image: req.Image, State: creating, CreatedAt: time.Now()}); err != nil {
+		return nil, err
+	}
 
 	layer, err := s.opts.Images.CreateWritableLayer(id, pod.ID[:12]+"-"+req.Name+"-"+id[:12], img.ID)
 	if err != nil {

@@ -107,6 +107,10 @@ func New(opts Options, log *slog.Logger) (*Service, error) {
 			log.Warn("skip unreadable container record", "container", e.Name(), "err", err)
 			continue
 		}
+		if c.State == creating {
+			s.undoInterrupted(c)
+			continue
+		}
 		s.containers[c.ID] = c
 		s.names[c.nameKey()] = c.ID
 		if c.State == Running {
@@ -188,4 +192,23 @@ func (s *Service) runtimeByID(id string) Runtime {
 		return s.runtimeOf(c)
 	}
 	return s.opts.Runtimes[s.opts.DefaultHandler]
+}
+
+// undoInterrupted removes a container whose CreateContainer was cut short
+// (the daemon died): its runc container and conmon if they got that far, its
+// writable layer, and its record. Each step tolerates what never happened.
+func (s *Service) undoInterrupted(c *Container) {
+	ctx := context.Background()
+	steps := []func() error{
+		func() error { return s.runtimeOf(c).Delete(ctx, c.ID) },
+		func() error { return s.opts.Images.RemoveWritableLayer(c.ID) },
+		func() error { return os.RemoveAll(filepath.Dir(s.recordPath(c.ID))) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			s.log.Warn("undo interrupted container", "container", c.ID, "err", err)
+			return
+		}
+	}
+	s.log.Info("undid a container whose creation was interrupted", "container", c.ID, "pod", c.PodID, "name", c.Name)
 }

@@ -1,0 +1,206 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/record"
+	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
+)
+
+// fakes: one image ("busybox"), one ready pod ("pod0…"), and a runtime
+// that records what it was asked to do.
+type fakeImages struct {
+	mu     sync.Mutex
+	layers map[string]bool
+}
+
+func (f *fakeImages) Status(_ context.Context, ref string) (*image.Image, error) {
+	if ref != "busybox" {
+		return nil, errdefs.ErrNotFound
+	}
+	cfg := &imgspecv1.Image{}
+	cfg.Config.Cmd = []string{"sh"}
+	return &image.Image{ID: image.ID(strings.Repeat("ab", 32)), Config: cfg}, nil
+}
+
+func (f *fakeImages) CreateWritableLayer(id, _ string, _ image.ID) (*image.WritableLayer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.layers[id] = true
+	return &image.WritableLayer{Rootfs: "/fake/rootfs/" + id}, nil
+}
+
+func (f *fakeImages) RemoveWritableLayer(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.layers, id)
+	return nil
+}
+
+func (f *fakeImages) WritableLayerUsage(string) (image.Usage, error) { return image.Usage{}, nil }
+
+type fakePods struct{ dir string }
+
+func (f fakePods) Get(id string) (*sandbox.Sandbox, error) {
+	if id != "pod0" {
+		return nil, errdefs.ErrNotFound
+	}
+	return &sandbox.Sandbox{ID: "pod0000000000000", State: sandbox.Ready, Dir: f.dir, CgroupParent: "/test",
+		Namespaces: map[string]string{"net": "/n", "ipc": "/i", "uts": "/u"}}, nil
+}
+
+type fakeRuntime struct {
+	mu       sync.Mutex
+	failWith error
+	created  map[string]bool
+}
+
+func (f *fakeRuntime) Create(_ context.Context, o oci.CreateOptions) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failWith != nil {
+		return 0, f.failWith
+	}
+	f.created[o.ID] = true
+	return 42, nil
+}
+func (f *fakeRuntime) Delete(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.created, id)
+	return nil
+}
+func (f *fakeRuntime) Start(context.Context, string) error                { return nil }
+func (f *fakeRuntime) Kill(context.Context, string, syscall.Signal) error { return nil }
+func (f *fakeRuntime) Wait(ctx context.Context, _ string) (oci.Exit, error) {
+	<-ctx.Done()
+	return oci.Exit{}, ctx.Err()
+}
+func (f *fakeRuntime) Exited(string) (oci.Exit, bool)                              { return oci.Exit{}, false }
+func (f *fakeRuntime) ReopenLog(string) error                                      { return nil }
+func (f *fakeRuntime) Update(context.Context, string, *specs.LinuxResources) error { return nil }
+func (f *fakeRuntime) ExecSync(context.Context, string, []string, time.Duration) (*oci.ExecResult, error) {
+	return &oci.ExecResult{}, nil
+}
+
+var (
+	_ Images  = (*fakeImages)(nil)
+	_ Pods    = fakePods{}
+	_ Runtime = (*fakeRuntime)(nil)
+)
+
+type fixture struct {
+	root    string
+	images  *fakeImages
+	runtime *fakeRuntime
+	pods    fakePods
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	podDir := t.TempDir()
+	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
+		if err := os.WriteFile(filepath.Join(podDir, f), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &fixture{root: t.TempDir(), images: &fakeImages{layers: map[string]bool{}}, runtime: &fakeRuntime{created: map[string]bool{}}, pods: fakePods{dir: podDir}}
+}
+
+func (f *fixture) service(t *testing.T) *Service {
+	t.Helper()
+	s, err := New(Options{Root: f.root, Images: f.images, Pods: f.pods,
+		Runtimes: map[string]Runtime{"runc": f.runtime}, DefaultHandler: "runc"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func request(name string) CreateRequest {
+	return CreateRequest{PodID: "pod0", Name: name, Image: "busybox", PIDMode: 1}
+}
+
+func TestCreateReservesTheNameAndRollsBack(t *testing.T) {
+	f := newFixture(t)
+	s := f.service(t)
+	ctx := context.Background()
+
+	c, err := s.Create(ctx, request("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State != Created || c.Handler != "runc" || !f.images.layers[c.ID] || !f.runtime.created[c.ID] {
+		t.Fatalf("created %+v; layer %v, runtime %v", c, f.images.layers[c.ID], f.runtime.created[c.ID])
+	}
+	if _, err := s.Create(ctx, request("a")); !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), c.ID) {
+		t.Fatalf("same name again = %v; want AlreadyExists naming %s", err, c.ID)
+	}
+	if _, err := s.Create(ctx, CreateRequest{PodID: "pod0", Name: "b", Image: "alpine"}); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "pull it first") {
+		t.Fatalf("image not pulled = %v; want NotFound saying to pull it", err)
+	}
+
+	// A runtime failure undoes the layer and the record and frees the name.
+	f.runtime.failWith = errors.New("runc create: boom")
+	if _, err := s.Create(ctx, request("b")); err == nil {
+		t.Fatal("Create succeeded although runc failed")
+	}
+	if len(f.images.layers) != 1 {
+		t.Fatalf("layers after a failed create: %v; want only the first container's", f.images.layers)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(f.root, "containers")); len(entries) != 1 {
+		t.Fatalf("records after a failed create: %v; want only the first container's", entries)
+	}
+	f.runtime.failWith = nil
+	if _, err := s.Create(ctx, request("b")); err != nil {
+		t.Fatalf("name not freed by the failed create: %v", err)
+	}
+}
+
+func TestStartUpUndoesAnInterruptedCreate(t *testing.T) {
+	f := newFixture(t)
+	s := f.service(t)
+	c, err := s.Create(context.Background(), request("cut"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if the daemon died after runc create, before the final save.
+	half := &Container{ID: c.ID, PodID: c.PodID, Name: c.Name, Handler: "runc", State: creating}
+	if err := writeRecord(s, half); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := f.service(t)
+	if _, err := s2.Get(c.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("interrupted container is listed after start-up: %v", err)
+	}
+	if f.images.layers[c.ID] || f.runtime.created[c.ID] {
+		t.Fatalf("interrupted container left: layer %v, runtime %v", f.images.layers[c.ID], f.runtime.created[c.ID])
+	}
+	if _, err := os.Stat(filepath.Dir(s2.recordPath(c.ID))); !os.IsNotExist(err) {
+		t.Fatalf("record left: %v", err)
+	}
+	if _, err := s2.Create(context.Background(), request("cut")); err != nil {
+		t.Fatalf("name of the interrupted container not free: %v", err)
+	}
+}
+
+func writeRecord(s *Service, c *Container) error {
+	return record.Save(s.recordPath(c.ID), c)
+}
