@@ -11,13 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-)
 
-// reapExecFailed is reap-exec's exit code when runc itself failed, with
-// the reason on stderr after reapExecPrefix.
-const (
-	reapExecFailed = 125
-	reapExecPrefix = "cri-runtime reap-exec: "
+	"github.com/cri-runtime/cri-runtime/pkg/oci"
 )
 
 // reapExec runs "runc exec --detach" (args[1:], which must write its
@@ -28,8 +23,8 @@ const (
 // killed). Started by pkg/oci for ExecSync, never by users.
 func reapExec(args []string, stderr io.Writer) int {
 	fail := func(err error) int {
-		fmt.Fprintln(stderr, reapExecPrefix+err.Error())
-		return reapExecFailed
+		fmt.Fprintln(stderr, oci.ReapExecPrefix+err.Error())
+		return oci.ReapExecFailed
 	}
 	if len(args) < 2 {
 		return fail(errors.New("usage: reap-exec PIDFILE RUNC ARGS..."))

@@ -131,9 +131,6 @@ func (s *Service) Close() error {
 	return err
 }
 
-// Store is the underlying containers/storage store; containers are made in it.
-func (s *Service) Store() storage.Store { return s.store }
-
 // policy returns the signature policy: the configured file, else the
 // system's policy.json, else (when none exists anywhere) accept anything,
 // with a warning. It is read on every pull, so edits apply at once.

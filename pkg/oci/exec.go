@@ -88,7 +88,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	switch {
 	case err == nil, errors.Is(err, exec.ErrWaitDelay):
 	case errors.As(err, &exitErr):
-		if msg := stderr.String(); exitErr.ExitCode() == reapExecFailed && strings.Contains(msg, "cri-runtime reap-exec: ") {
+		if msg := stderr.String(); exitErr.ExitCode() == ReapExecFailed && strings.Contains(msg, ReapExecPrefix) {
 			// runc itself failed (e.g. the program is missing), not the command.
 			if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
 				return nil, fmt.Errorf("exec in container %s: %s: %w", id, strings.TrimSpace(msg), errdefs.ErrInvalidArgument)
@@ -139,9 +139,13 @@ func processTree(pid int) []int {
 	return out
 }
 
-// reapExecFailed is the exit code of "cri-runtime reap-exec" when runc
-// itself failed (see pkg/daemon).
-const reapExecFailed = 125
+// The contract of "cri-runtime reap-exec" (pkg/daemon), which ExecSync runs:
+// when runc itself failed, it exits ReapExecFailed and writes the reason on
+// stderr after ReapExecPrefix; otherwise it exits with the command's code.
+const (
+	ReapExecFailed = 125
+	ReapExecPrefix = "cri-runtime reap-exec: "
+)
 
 // cappedBuffer keeps the first max bytes written and discards the rest,
 // without failing the writer. (The buffer is a field, not embedded: an
