@@ -2,8 +2,6 @@ package container
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +12,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/record"
@@ -76,7 +75,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, 
 	}
 
 	// Reserve the name in the pod.
-	id := newID()
+	id := index.NewID()
 	key := nameKey(pod.ID, req.Name, req.Attempt)
 	s.mu.Lock()
 	if holder, taken := s.names[key]; taken {
@@ -231,10 +230,4 @@ func containerLogPath(dir, rel string) (string, error) {
 		return "", fmt.Errorf("log_path %q escapes the pod's log directory: %w", rel, errdefs.ErrInvalidArgument)
 	}
 	return full, nil
-}
-
-func newID() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
+	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 )
 
@@ -219,22 +220,13 @@ func (s *Service) List(f Filter) []*Container {
 			continue
 		}
 		if f.ID != "" && !strings.HasPrefix(c.ID, f.ID) || f.PodID != "" && !strings.HasPrefix(c.PodID, f.PodID) ||
-			f.State != "" && c.State != f.State || !labelsMatch(c.Labels, f.Labels) {
+			f.State != "" && c.State != f.State || !index.LabelsMatch(c.Labels, f.Labels) {
 			continue
 		}
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out
-}
-
-func labelsMatch(have, want map[string]string) bool {
-	for k, v := range want {
-		if hv, ok := have[k]; !ok || hv != v {
-			return false
-		}
-	}
-	return true
 }
 
 // StopPodContainers kills the pod's running containers (the pod is going

@@ -20,6 +20,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/record"
@@ -150,21 +151,10 @@ func (s *Service) update(id string, change func(*Container)) (*Container, error)
 // with an exit recorded by conmon but not yet seen applied.
 func (s *Service) Get(id string) (*Container, error) {
 	s.mu.Lock()
-	c, ok := s.containers[id]
-	if !ok && id != "" {
-		for cid, cc := range s.containers {
-			if strings.HasPrefix(cid, id) {
-				if c != nil {
-					s.mu.Unlock()
-					return nil, fmt.Errorf("container ID prefix %s is ambiguous: %w", id, errdefs.ErrInvalidArgument)
-				}
-				c = cc
-			}
-		}
-	}
-	if c == nil {
+	c, err := index.Find(s.containers, id, "container")
+	if err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+		return nil, err
 	}
 	snapshot := c.clone()
 	s.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
+	"github.com/cri-runtime/cri-runtime/pkg/index"
 )
 
 // ContainerStopper stops (and, for removal, removes) a pod's containers
@@ -131,24 +132,11 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 func (m *Manager) Get(id string) (*Sandbox, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if sb, ok := m.pods[id]; ok {
-		return sb.clone(), nil
+	sb, err := index.Find(m.pods, id, "pod sandbox")
+	if err != nil {
+		return nil, err
 	}
-	var found *Sandbox
-	if id != "" {
-		for pid, sb := range m.pods {
-			if strings.HasPrefix(pid, id) {
-				if found != nil {
-					return nil, fmt.Errorf("pod sandbox ID prefix %s is ambiguous: %w", id, errdefs.ErrInvalidArgument)
-				}
-				found = sb
-			}
-		}
-	}
-	if found == nil {
-		return nil, fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
-	}
-	return found.clone(), nil
+	return sb.clone(), nil
 }
 
 // Filter selects pods for List; zero fields match everything.
@@ -164,24 +152,13 @@ func (m *Manager) List(f Filter) []*Sandbox {
 	defer m.mu.Unlock()
 	var out []*Sandbox
 	for id, sb := range m.pods {
-		if f.ID != "" && !strings.HasPrefix(id, f.ID) || f.State != "" && sb.State != f.State || !labelsMatch(sb.Config.Labels, f.Labels) {
+		if f.ID != "" && !strings.HasPrefix(id, f.ID) || f.State != "" && sb.State != f.State || !index.LabelsMatch(sb.Config.Labels, f.Labels) {
 			continue
 		}
 		out = append(out, sb.clone())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out
-}
-
-// labelsMatch: every wanted label is present with the wanted value (an
-// empty value matches only a label set to "", not a missing one).
-func labelsMatch(have, want map[string]string) bool {
-	for k, v := range want {
-		if hv, ok := have[k]; !ok || hv != v {
-			return false
-		}
-	}
-	return true
 }
 
 // UpdateResources records the pod-level resources the kubelet has applied

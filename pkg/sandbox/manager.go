@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
+	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
@@ -248,7 +247,7 @@ func (m *Manager) validate(cfg *Config) error {
 
 // create does the work of Run, undoing every step on failure.
 func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr error) {
-	id := newID()
+	id := index.NewID()
 	sb := &Sandbox{
 		ID:         id,
 		Config:     cfg,
@@ -431,12 +430,6 @@ func (m *Manager) unpinAll(sb *Sandbox) error {
 		}
 	}
 	return first
-}
-
-func newID() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // phases times the steps of an operation for a debug log line.

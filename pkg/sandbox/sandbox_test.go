@@ -116,21 +116,3 @@ func TestBandwidth(t *testing.T) {
 		}
 	}
 }
-
-func TestLabelsMatch(t *testing.T) {
-	pod := map[string]string{"app": "web", "tier": ""}
-	for _, tc := range []struct {
-		want map[string]string
-		ok   bool
-	}{
-		{nil, true},
-		{map[string]string{"app": "web"}, true},
-		{map[string]string{"app": "web", "tier": ""}, true},
-		{map[string]string{"app": "db"}, false},
-		{map[string]string{"zone": ""}, false}, // absent is not empty
-	} {
-		if got := labelsMatch(pod, tc.want); got != tc.ok {
-			t.Errorf("labelsMatch(%v, %v) = %v", pod, tc.want, got)
-		}
-	}
-}
