@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Config is the whole configuration. Every field carries a `doc` tag: the
@@ -23,9 +24,26 @@ type Config struct {
 	LogFormat    string `toml:"log_format" json:"log_format" doc:"Log format: text or json."`
 	CgroupDriver string `toml:"cgroup_driver" json:"cgroup_driver" doc:"Cgroup driver reported to the kubelet and used for pods: cgroupfs or systemd (systemd must be init)."`
 
-	Image   ImageConfig   `toml:"image" json:"image" doc:"Image pulls and the image store."`
-	Runtime RuntimeConfig `toml:"runtime" json:"runtime" doc:"The OCI runtime and the per-container monitor."`
-	Network NetworkConfig `toml:"network" json:"network" doc:"Pod networking through CNI."`
+	Image     ImageConfig     `toml:"image" json:"image" doc:"Image pulls and the image store."`
+	Runtime   RuntimeConfig   `toml:"runtime" json:"runtime" doc:"The OCI runtime and the per-container monitor."`
+	Network   NetworkConfig   `toml:"network" json:"network" doc:"Pod networking through CNI."`
+	Streaming StreamingConfig `toml:"streaming" json:"streaming" doc:"The HTTP server Exec, Attach and PortForward stream through (kubectl exec/attach/port-forward)."`
+	Metrics   MetricsConfig   `toml:"metrics" json:"metrics" doc:"Prometheus metrics."`
+}
+
+// StreamingConfig configures the streaming server.
+type StreamingConfig struct {
+	Address     string `toml:"address" json:"address" doc:"IP address the streaming server listens on. The kubelet reaches it locally; keep it on loopback unless TLS is set up."`
+	Port        int    `toml:"port" json:"port" doc:"TCP port of the streaming server; 0 picks a free one."`
+	TLSCert     string `toml:"tls_cert" json:"tls_cert" doc:"PEM certificate for serving streams over HTTPS; empty serves plain HTTP."`
+	TLSKey      string `toml:"tls_key" json:"tls_key" doc:"PEM private key of tls_cert."`
+	TLSClientCA string `toml:"tls_client_ca" json:"tls_client_ca" doc:"PEM CA bundle; when set, clients must present a certificate it signed."`
+	IdleTimeout string `toml:"idle_timeout" json:"idle_timeout" doc:"A stream connection idle for this long is closed (Go duration, e.g. 4h)."`
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	Address string `toml:"address" json:"address" doc:"host:port serving Prometheus metrics at /metrics; empty disables it."`
 }
 
 // ImageConfig configures containers/image.
@@ -87,6 +105,11 @@ func Default() *Config {
 			BinDirs:       []string{"/usr/lib/cni", "/opt/cni/bin"},
 			DefaultSubnet: "10.77.0.0/16",
 			DefaultBridge: "crirt0",
+		},
+		Streaming: StreamingConfig{
+			Address:     "127.0.0.1",
+			Port:        0,
+			IdleTimeout: "4h",
 		},
 	}
 }
@@ -172,5 +195,34 @@ func (c *Config) Validate() (warnings []string, err error) {
 	if b := c.Network.DefaultBridge; b == "" || len(b) > 15 || strings.ContainsAny(b, "/ \t") {
 		return nil, fmt.Errorf("network.default_bridge: %q is not a valid interface name (1-15 characters, no '/' or spaces)", b)
 	}
+	if net.ParseIP(c.Streaming.Address) == nil {
+		return nil, fmt.Errorf("streaming.address: %q is not an IP address", c.Streaming.Address)
+	}
+	if c.Streaming.Port < 0 || c.Streaming.Port > 65535 {
+		return nil, fmt.Errorf("streaming.port: %d is not a TCP port", c.Streaming.Port)
+	}
+	if (c.Streaming.TLSCert == "") != (c.Streaming.TLSKey == "") {
+		return nil, fmt.Errorf("streaming.tls_cert and streaming.tls_key: set both or neither")
+	}
+	if c.Streaming.TLSClientCA != "" && c.Streaming.TLSCert == "" {
+		return nil, fmt.Errorf("streaming.tls_client_ca: needs streaming.tls_cert and streaming.tls_key")
+	}
+	if d, err := time.ParseDuration(c.Streaming.IdleTimeout); err != nil || d <= 0 {
+		return nil, fmt.Errorf("streaming.idle_timeout: %q is not a positive duration", c.Streaming.IdleTimeout)
+	}
+	if !net.ParseIP(c.Streaming.Address).IsLoopback() && c.Streaming.TLSCert == "" {
+		warnings = append(warnings, fmt.Sprintf("streaming.address: %s is reachable from the network and streams are not encrypted (no tls_cert)", c.Streaming.Address))
+	}
+	if a := c.Metrics.Address; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("metrics.address: %w", err)
+		}
+	}
 	return warnings, nil
+}
+
+// StreamingIdleTimeout is streaming.idle_timeout, which Validate checked.
+func (c *Config) StreamingIdleTimeout() time.Duration {
+	d, _ := time.ParseDuration(c.Streaming.IdleTimeout)
+	return d
 }

@@ -41,6 +41,12 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"relative bin dir", func(c *Config) { c.Network.BinDirs = []string{"cni"} }, "network.bin_dirs"},
 		{"bad subnet", func(c *Config) { c.Network.DefaultSubnet = "10.0.0.0/33" }, "network.default_subnet"},
 		{"tiny subnet", func(c *Config) { c.Network.DefaultSubnet = "10.0.0.0/32" }, "network.default_subnet"},
+		{"streaming address", func(c *Config) { c.Streaming.Address = "localhost" }, "streaming.address"},
+		{"streaming port", func(c *Config) { c.Streaming.Port = 70000 }, "streaming.port"},
+		{"cert without key", func(c *Config) { c.Streaming.TLSCert = "/etc/cert.pem" }, "streaming.tls_cert and streaming.tls_key"},
+		{"client CA without cert", func(c *Config) { c.Streaming.TLSClientCA = "/etc/ca.pem" }, "streaming.tls_client_ca"},
+		{"idle timeout", func(c *Config) { c.Streaming.IdleTimeout = "forever" }, "streaming.idle_timeout"},
+		{"metrics address", func(c *Config) { c.Metrics.Address = "9090" }, "metrics.address"},
 		{"long bridge", func(c *Config) { c.Network.DefaultBridge = "a-very-long-bridge-name" }, "network.default_bridge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,7 +45,11 @@ type Container struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	LogPath     string            `json:"logPath,omitempty"` // absolute; "" when the pod has no log directory
 	StopSignal  string            `json:"stopSignal"`
-	Mounts      []Mount           `json:"mounts,omitempty"`
+	// Stdin: conmon keeps a pipe to the process's stdin for attach;
+	// StdinOnce: it is closed when the first attached client detaches.
+	Stdin     bool    `json:"stdin,omitempty"`
+	StdinOnce bool    `json:"stdinOnce,omitempty"`
+	Mounts    []Mount `json:"mounts,omitempty"`
 	// CgroupPath is the container's cgroup in cgroupfs form, for stats.
 	CgroupPath string `json:"cgroupPath,omitempty"`
 

@@ -138,6 +138,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, 
 		ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt, Handler: handler,
 		Image: req.Image, ImageID: img.ID.String(),
 		Labels: req.Labels, Annotations: req.Annotations, LogPath: logPath, StopSignal: stopSignal,
+		Stdin: req.Stdin, StdinOnce: req.StdinOnce,
 		State: Created, CreatedAt: time.Now(), Pid: pid, Spec: ociSpec,
 		CgroupPath: filepath.Join(pod.CgroupParent, "crirt-"+id),
 	}

@@ -32,6 +32,30 @@ func (s *Service) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	return s.runtimeOf(c).ExecSync(ctx, c.ID, cmd, timeout)
 }
 
+// Exec runs cmd in the running container connected to the client's
+// streams and returns its exit code; see oci.Runtime.Exec.
+func (s *Service) Exec(ctx context.Context, id string, cmd []string, streams oci.Streams) (int, error) {
+	c, err := s.running(id)
+	if err != nil {
+		return 0, err
+	}
+	return s.runtimeOf(c).Exec(ctx, c.ID, cmd, streams)
+}
+
+// Attach connects the client's streams to the running container's main
+// process. A client's stdin reaches it only when the container was created
+// with stdin; otherwise it is ignored, as other runtimes do.
+func (s *Service) Attach(ctx context.Context, id string, streams oci.Streams) error {
+	c, err := s.running(id)
+	if err != nil {
+		return err
+	}
+	if !c.Stdin {
+		streams.Stdin = nil
+	}
+	return s.runtimeOf(c).Attach(ctx, c.ID, streams, c.StdinOnce)
+}
+
 // ReopenLog has the container's monitor reopen its log file after the
 // kubelet rotated it.
 func (s *Service) ReopenLog(id string) error {

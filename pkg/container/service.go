@@ -50,6 +50,8 @@ type Runtime interface {
 	Delete(ctx context.Context, id string) error
 	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*oci.ExecResult, error)
 	ReopenLog(id string) error
+	Exec(ctx context.Context, id string, cmd []string, s oci.Streams) (int, error)
+	Attach(ctx context.Context, id string, s oci.Streams, stdinOnce bool) error
 	Update(ctx context.Context, id string, res *specs.LinuxResources) error
 }
 

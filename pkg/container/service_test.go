@@ -98,6 +98,10 @@ func (f *fakeRuntime) Update(context.Context, string, *specs.LinuxResources) err
 func (f *fakeRuntime) ExecSync(context.Context, string, []string, time.Duration) (*oci.ExecResult, error) {
 	return &oci.ExecResult{}, nil
 }
+func (f *fakeRuntime) Exec(context.Context, string, []string, oci.Streams) (int, error) {
+	return 0, nil
+}
+func (f *fakeRuntime) Attach(context.Context, string, oci.Streams, bool) error { return nil }
 
 var (
 	_ Images  = (*fakeImages)(nil)

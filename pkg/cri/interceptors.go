@@ -19,12 +19,17 @@ import (
 // The interceptors do the work every RPC shares, outermost first:
 // logging (request ID, fields, duration, final code) → status (domain error to
 // gRPC code, once) → recovery (a panic becomes Internal) → validation.
-func unaryInterceptors(log *slog.Logger) grpc.ServerOption {
-	return grpc.ChainUnaryInterceptor(unaryLogging(log), unaryStatus, unaryRecovery, unaryValidation)
+func unaryInterceptors(log *slog.Logger, obs Observer) grpc.ServerOption {
+	return grpc.ChainUnaryInterceptor(unaryLogging(log, obs), unaryStatus, unaryRecovery, unaryValidation)
 }
 
-func streamInterceptors(log *slog.Logger) grpc.ServerOption {
-	return grpc.ChainStreamInterceptor(streamLogging(log), streamStatus, streamRecovery, streamValidation)
+func streamInterceptors(log *slog.Logger, obs Observer) grpc.ServerOption {
+	return grpc.ChainStreamInterceptor(streamLogging(log, obs), streamStatus, streamRecovery, streamValidation)
+}
+
+// Observer is told of every finished call (metrics.Metrics).
+type Observer interface {
+	ObserveRPC(fullMethod string, code codes.Code, d time.Duration)
 }
 
 type loggerKey struct{}
@@ -65,7 +70,10 @@ func quietRPC(fullMethod string) bool {
 		strings.HasSuffix(m, "Status") || strings.HasSuffix(m, "Stats") || m == "GetContainerEvents"
 }
 
-func logResult(ctx context.Context, l *slog.Logger, fullMethod string, start time.Time, err error) {
+func logResult(ctx context.Context, l *slog.Logger, obs Observer, fullMethod string, start time.Time, err error) {
+	if obs != nil {
+		obs.ObserveRPC(fullMethod, status.Code(err), time.Since(start))
+	}
 	level := slog.LevelInfo
 	if quietRPC(fullMethod) {
 		level = slog.LevelDebug
@@ -81,13 +89,13 @@ func logResult(ctx context.Context, l *slog.Logger, fullMethod string, start tim
 	}
 }
 
-func unaryLogging(base *slog.Logger) grpc.UnaryServerInterceptor {
+func unaryLogging(base *slog.Logger, obs Observer) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		l := requestLogger(base, info.FullMethod, req)
 		ctx = context.WithValue(ctx, loggerKey{}, l)
 		resp, err := handler(ctx, req)
-		logResult(ctx, l, info.FullMethod, start, err)
+		logResult(ctx, l, obs, info.FullMethod, start, err)
 		return resp, err
 	}
 }
@@ -144,13 +152,13 @@ func (s *serverStream) RecvMsg(m any) error {
 	return nil
 }
 
-func streamLogging(base *slog.Logger) grpc.StreamServerInterceptor {
+func streamLogging(base *slog.Logger, obs Observer) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		l := requestLogger(base, info.FullMethod, nil)
 		ctx := context.WithValue(ss.Context(), loggerKey{}, l)
 		err := handler(srv, &serverStream{ServerStream: ss, ctx: ctx})
-		logResult(ctx, l, info.FullMethod, start, err)
+		logResult(ctx, l, obs, info.FullMethod, start, err)
 		return err
 	}
 }

@@ -14,25 +14,10 @@ import (
 // Unimplemented; TestEveryRPCIsServedOrListed keeps this list and the code
 // in step, and later work shrinks it to nothing.
 var notYet = map[string]bool{
-	"Exec":                true,
-	"Attach":              true,
-	"PortForward":         true,
 	"UpdateRuntimeConfig": true,
 	"CheckpointContainer": true,
 	"CheckpointPod":       true,
 	"RestorePod":          true,
-}
-
-func (*runtimeService) Exec(context.Context, *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
-	return nil, notImplemented("Exec")
-}
-
-func (*runtimeService) Attach(context.Context, *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	return nil, notImplemented("Attach")
-}
-
-func (*runtimeService) PortForward(context.Context, *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
-	return nil, notImplemented("PortForward")
 }
 
 func (*runtimeService) UpdateRuntimeConfig(context.Context, *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {

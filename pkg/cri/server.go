@@ -83,6 +83,8 @@ type Options struct {
 	Sandboxes    Sandboxes
 	Containers   Containers
 	Events       EventSource
+	Streams      StreamURLs
+	Metrics      Observer // may be nil
 	ImageFs      ImageFsUsage
 	CgroupDriver string // config.CgroupfsDriver or config.SystemdDriver
 	// Handlers are the runtime handler names (RuntimeClass handlers) served;
@@ -95,7 +97,7 @@ type Options struct {
 // NewServer returns a gRPC server with the CRI RuntimeService and
 // ImageService registered behind the interceptors.
 func NewServer(opts Options) *grpc.Server {
-	s := grpc.NewServer(unaryInterceptors(opts.Logger), streamInterceptors(opts.Logger))
+	s := grpc.NewServer(unaryInterceptors(opts.Logger, opts.Metrics), streamInterceptors(opts.Logger, opts.Metrics))
 	runtimeapi.RegisterRuntimeServiceServer(s, &runtimeService{opts: opts})
 	runtimeapi.RegisterImageServiceServer(s, &imageService{opts: opts})
 	return s

@@ -74,6 +74,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		{"runtime", "default OCI runtime binary", func(c *config.Config, v string) { c.Runtime.Path = v }},
 		{"monitor", "conmon binary", func(c *config.Config, v string) { c.Runtime.MonitorPath = v }},
 		{"cgroup-driver", "cgroupfs or systemd", func(c *config.Config, v string) { c.CgroupDriver = v }},
+		{"metrics-address", "host:port to serve Prometheus metrics on (empty: off)", func(c *config.Config, v string) { c.Metrics.Address = v }},
 		{"log-level", "debug, info, warn or error", func(c *config.Config, v string) { c.LogLevel = v }},
 		{"log-format", "text or json", func(c *config.Config, v string) { c.LogFormat = v }},
 	} {

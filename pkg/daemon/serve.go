@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -17,9 +19,11 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/cri"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
+	"github.com/cri-runtime/cri-runtime/pkg/metrics"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
+	"github.com/cri-runtime/cri-runtime/pkg/streaming"
 	"github.com/cri-runtime/cri-runtime/pkg/version"
 )
 
@@ -149,6 +153,40 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	_, _ = network.Network(ctx) // logs what it found
 
+	streams, err := streaming.New(streaming.Options{
+		Address:     net.JoinHostPort(cfg.Streaming.Address, strconv.Itoa(cfg.Streaming.Port)),
+		TLSCert:     cfg.Streaming.TLSCert,
+		TLSKey:      cfg.Streaming.TLSKey,
+		TLSClientCA: cfg.Streaming.TLSClientCA,
+		IdleTimeout: cfg.StreamingIdleTimeout(),
+		Containers:  containers,
+		Pods:        sandboxes,
+	}, log.With("component", "streaming"))
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := streams.Serve(); err != nil {
+			log.Error("streaming server stopped", "err", err)
+		}
+	}()
+	defer streams.Close()
+
+	stats := metrics.New()
+	if cfg.Metrics.Address != "" {
+		ms, err := stats.Listen(cfg.Metrics.Address, log)
+		if err != nil {
+			return fmt.Errorf("metrics.address: %w", err)
+		}
+		go func() {
+			if err := ms.Serve(); err != nil {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		defer ms.Close()
+		log.Info("serving metrics", "address", "http://"+ms.Addr()+"/metrics")
+	}
+
 	srv := cri.NewServer(cri.Options{
 		Logger:       log,
 		Programs:     programs,
@@ -157,6 +195,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Sandboxes:    sandboxes,
 		Containers:   containers,
 		Events:       &lifecycle,
+		Streams:      streams,
+		Metrics:      stats,
 		ImageFs:      images,
 		CgroupDriver: cfg.CgroupDriver,
 		Handlers:     handlerNames,
@@ -166,7 +206,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("cri-runtime serving", "version", version.String(), "socket", cfg.Listen, "root", cfg.Root, "state", cfg.State)
+	log.Info("cri-runtime serving", "version", version.String(), "socket", cfg.Listen, "streaming", streams.Addr(), "root", cfg.Root, "state", cfg.State)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
