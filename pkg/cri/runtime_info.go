@@ -52,6 +52,9 @@ func (s *runtimeService) Status(ctx context.Context, req *runtimeapi.StatusReque
 		if netErr == nil {
 			info["network"] = network
 		}
+		if cidr := s.opts.Network.PodCIDR(); cidr != "" {
+			info["podCIDR"] = cidr
+		}
 		resp.Info = make(map[string]string, len(info))
 		for k, v := range info {
 			b, err := json.Marshal(v)
@@ -94,4 +97,14 @@ func (s *runtimeService) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfi
 		driver = runtimeapi.CgroupDriver_SYSTEMD
 	}
 	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil
+}
+
+// UpdateRuntimeConfig takes the node's pod CIDR, which the kubelet sends
+// when it learns or changes it: the built-in network then gives new pods
+// addresses from it (see cni.Manager.SetPodCIDR).
+func (s *runtimeService) UpdateRuntimeConfig(_ context.Context, req *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
+	if err := s.opts.Network.SetPodCIDR(req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr()); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
 }

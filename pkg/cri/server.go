@@ -26,9 +26,12 @@ type ProgramProber interface {
 	Probe(ctx context.Context) (oci.Programs, error)
 }
 
-// NetworkSource reports the pod network in use, or why there is none.
+// NetworkSource reports the pod network in use, or why there is none, and
+// takes the node's pod CIDR from the kubelet.
 type NetworkSource interface {
 	Network(ctx context.Context) (*cni.Network, error)
+	SetPodCIDR(cidrs string) error
+	PodCIDR() string
 }
 
 // ImageStore is the image service as the CRI sees it.

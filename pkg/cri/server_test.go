@@ -37,6 +37,9 @@ func (f fakePrograms) Probe(context.Context) (oci.Programs, error) {
 
 type fakeNetwork struct{ err error }
 
+func (f fakeNetwork) SetPodCIDR(string) error { return nil }
+func (f fakeNetwork) PodCIDR() string         { return "" }
+
 func (f fakeNetwork) Network(context.Context) (*cni.Network, error) {
 	if f.err != nil {
 		return nil, f.err

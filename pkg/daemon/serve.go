@@ -72,9 +72,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	programs := oci.NewProber(cfg.Runtime.Path, cfg.Runtime.MonitorPath)
 	network, err := cni.New(cni.Options{
-		ConfDir:  cfg.Network.ConfDir,
-		BinDirs:  cfg.Network.BinDirs,
-		CacheDir: filepath.Join(cfg.Root, "cni", "cache"),
+		ConfDir:     cfg.Network.ConfDir,
+		BinDirs:     cfg.Network.BinDirs,
+		CacheDir:    filepath.Join(cfg.Root, "cni", "cache"),
+		PodCIDRFile: filepath.Join(cfg.Root, "cni", "pod-cidr.json"),
 		Builtin: cni.Builtin{
 			Name:    "cri-runtime",
 			Bridge:  cfg.Network.DefaultBridge,

@@ -6,18 +6,23 @@ package cni
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/record"
 )
 
 // BuiltinSource is the Source of the network used when the conf dir is empty.
@@ -29,6 +34,9 @@ type Options struct {
 	BinDirs  []string // where plugin binaries are looked for
 	CacheDir string   // libcni's result cache, needed for DEL after a restart
 	Builtin  Builtin  // the network used when ConfDir holds no configuration
+	// PodCIDRFile keeps the node's pod CIDR the kubelet gave (SetPodCIDR)
+	// across restarts: the kubelet only says it again when it changes.
+	PodCIDRFile string
 }
 
 // Builtin describes the zero-configuration network.
@@ -63,7 +71,8 @@ type Manager struct {
 	// masquerade installs the built-in network's NAT rule (replaced in tests).
 	masquerade func(subnet string) error
 	mu         sync.Mutex
-	loaded     bool // stamp, net and netErr describe a completed load
+	podCIDR    string // from the kubelet; replaces Builtin.Subnet when set
+	loaded     bool   // stamp, net and netErr describe a completed load
 	stamp      stamp
 	net        *Network
 	netErr     error
@@ -79,13 +88,114 @@ type stamp struct {
 
 // New returns a Manager. It does not touch the network; call Network or Ready.
 func New(opts Options, log *slog.Logger) (*Manager, error) {
-	return &Manager{
+	m := &Manager{
 		opts: opts,
 		log:  log,
 		cni:  libcni.NewCNIConfigWithCacheDir(opts.BinDirs, opts.CacheDir, nil),
 
 		masquerade: ensureMasquerade,
-	}, nil
+	}
+	if opts.PodCIDRFile != "" {
+		var rec podCIDRRecord
+		err := record.Load(opts.PodCIDRFile, &rec)
+		if err == nil {
+			var subnet string
+			if subnet, err = builtinSubnet(rec.PodCIDR); err == nil && subnet != "" {
+				m.podCIDR = subnet
+			}
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("ignoring the recorded pod CIDR", "file", opts.PodCIDRFile, "err", err)
+		}
+	}
+	return m, nil
+}
+
+// SetPodCIDR takes the node's pod CIDR(s) from the kubelet
+// (UpdateRuntimeConfig; comma-separated when dual-stack). The built-in
+// network gives pods started from now on addresses from its IPv4 CIDR
+// instead of the configured default subnet, so that nodes of a cluster do
+// not hand out the same addresses; pods already running keep theirs. A
+// network from the conf dir is the operator's and is left as it is. An
+// empty CIDR changes nothing.
+func (m *Manager) SetPodCIDR(cidrs string) error {
+	if strings.TrimSpace(cidrs) == "" {
+		return nil
+	}
+	subnet, err := builtinSubnet(cidrs)
+	if err != nil {
+		return err
+	}
+	if subnet == "" {
+		m.log.Warn("the kubelet's pod CIDR has no IPv4 range; the built-in network is IPv4 only and keeps its subnet", "pod_cidr", cidrs)
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if subnet == m.podCIDR {
+		return nil
+	}
+	if m.opts.PodCIDRFile != "" {
+		if err := record.Save(m.opts.PodCIDRFile, podCIDRRecord{PodCIDR: subnet}); err != nil {
+			return fmt.Errorf("record the pod CIDR: %w", err)
+		}
+	}
+	m.podCIDR, m.loaded = subnet, false // the next use renders the network again
+	m.log.Info("pod CIDR set by the kubelet; the built-in network gives new pods addresses from it", "pod_cidr", subnet, "bridge", m.bridge())
+	return nil
+}
+
+// podCIDRRecord is what PodCIDRFile holds.
+type podCIDRRecord struct {
+	PodCIDR string `json:"podCIDR"`
+}
+
+// PodCIDR is the pod CIDR the kubelet set, "" when none.
+func (m *Manager) PodCIDR() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.podCIDR
+}
+
+// builtinSubnet picks the IPv4 CIDR among comma-separated cidrs; any that
+// does not parse, or leaves no room for pods, is InvalidArgument.
+func builtinSubnet(cidrs string) (string, error) {
+	var v4 string
+	for _, c := range strings.Split(cidrs, ",") {
+		c = strings.TrimSpace(c)
+		_, ipnet, err := net.ParseCIDR(c)
+		if err != nil {
+			return "", fmt.Errorf("pod CIDR %q: %w", c, errdefs.ErrInvalidArgument)
+		}
+		if ones, bits := ipnet.Mask.Size(); bits-ones < 2 {
+			return "", fmt.Errorf("pod CIDR %q leaves no room for pod addresses: %w", c, errdefs.ErrInvalidArgument)
+		}
+		if ipnet.IP.To4() != nil && v4 == "" {
+			v4 = ipnet.String()
+		}
+	}
+	return v4, nil
+}
+
+// bridge is the built-in network's bridge. Callers hold mu. A bridge
+// holds one IPv4 gateway address and the bridge plugin will not replace it
+// while pods use it, so the kubelet's pod CIDR gets a bridge of its own,
+// named after it: pods already on the default bridge keep their gateway.
+func (m *Manager) bridge() string {
+	if m.podCIDR == "" {
+		return m.opts.Builtin.Bridge
+	}
+	sum := sha256.Sum256([]byte(m.podCIDR))
+	name := m.opts.Builtin.Bridge
+	return name[:min(len(name), 10)] + "-" + hex.EncodeToString(sum[:2])
+}
+
+// subnet is the built-in network's IPv4 range. Callers hold mu.
+func (m *Manager) subnet() string {
+	if m.podCIDR != "" {
+		return m.podCIDR
+	}
+	return m.opts.Builtin.Subnet
 }
 
 // Network returns the pod network in use, or a *errdefs.NotReadyError saying
@@ -166,11 +276,11 @@ func (m *Manager) load(ctx context.Context, file string) (*Network, error) {
 		if n.withoutPortmap, err = m.builtin(false); err != nil {
 			return nil, errdefs.NotReady("NetworkPluginNotReady", "built-in network: %w", err)
 		}
-		if err := m.masquerade(m.opts.Builtin.Subnet); err != nil {
+		if err := m.masquerade(m.subnet()); err != nil {
 			return nil, errdefs.NotReady("NetworkPluginNotReady", "built-in network: %w", err)
 		}
 		m.log.Info("no CNI configuration found; pods use the built-in network",
-			"conf_dir", m.opts.ConfDir, "bridge", m.opts.Builtin.Bridge, "subnet", m.opts.Builtin.Subnet)
+			"conf_dir", m.opts.ConfDir, "bridge", m.bridge(), "subnet", m.subnet())
 	}
 	return n, nil
 }
@@ -207,13 +317,13 @@ func (m *Manager) builtin(portmap bool) (*libcni.NetworkConfigList, error) {
 	plugins := []any{
 		map[string]any{
 			"type":        "bridge",
-			"bridge":      b.Bridge,
+			"bridge":      m.bridge(),
 			"isGateway":   true,
 			"ipMasq":      false,
 			"hairpinMode": true,
 			"ipam": map[string]any{
 				"type":    "host-local",
-				"ranges":  [][]map[string]string{{{"subnet": b.Subnet}}},
+				"ranges":  [][]map[string]string{{{"subnet": m.subnet()}}},
 				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
 				"dataDir": b.DataDir,
 			},
