@@ -25,12 +25,9 @@ func manage(path string) (cgroups.Manager, error) {
 // exist yet. It returns the topmost directory it had to create ("" when the
 // cgroup existed), so Remove can take away exactly what was made.
 func Ensure(path string) (string, error) {
-	if Exists(path) {
+	top := TopMissing(path)
+	if top == "" {
 		return "", nil
-	}
-	top := path
-	for parent := filepath.Dir(top); parent != "/" && !Exists(parent); parent = filepath.Dir(parent) {
-		top = parent
 	}
 	m, err := manage(path)
 	if err != nil {
@@ -41,6 +38,20 @@ func Ensure(path string) (string, error) {
 		return "", fmt.Errorf("create cgroup %s: %w", path, err)
 	}
 	return top, nil
+}
+
+// TopMissing is the topmost directory Ensure(path) would create, "" when
+// the cgroup exists: a caller can record it before creating anything, so a
+// crash half-way leaves a record of what to remove.
+func TopMissing(path string) string {
+	if Exists(path) {
+		return ""
+	}
+	top := path
+	for parent := filepath.Dir(top); parent != "/" && !Exists(parent); parent = filepath.Dir(parent) {
+		top = parent
+	}
+	return top
 }
 
 // Exists looks in the unified hierarchy, or in the memory controller's on

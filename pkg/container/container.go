@@ -62,6 +62,10 @@ type Container struct {
 	Reason     string    `json:"reason,omitempty"`
 	Message    string    `json:"message,omitempty"`
 
+	// Removing is set before RemoveContainer takes anything away; a
+	// start-up finds such a container half-removed and finishes the job.
+	Removing bool `json:"removing,omitempty"`
+
 	Spec *specs.Spec `json:"spec,omitempty"` // what runc ran
 }
 

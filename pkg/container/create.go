@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cri-runtime/cri-runtime/pkg/crashpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
@@ -107,12 +108,14 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, 
 		Handler: handler, Image: req.Image, State: creating, CreatedAt: time.Now()}); err != nil {
 		return nil, err
 	}
+	crashpoint.Hit("ctr-create:record")
 
 	layer, err := s.opts.Images.CreateWritableLayer(id, pod.ID[:12]+"-"+req.Name+"-"+id[:12], img.ID)
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() error { return s.opts.Images.RemoveWritableLayer(id) })
+	crashpoint.Hit("ctr-create:layer")
 
 	in, err := s.specInput(req, pod, img, id, layer.Rootfs)
 	if err != nil {
@@ -133,6 +136,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, 
 		return nil, err
 	}
 	undo = append(undo, func() error { return rt.Delete(context.WithoutCancel(ctx), id) })
+	crashpoint.Hit("ctr-create:runc")
 
 	c := &Container{
 		ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt, Handler: handler,

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cri-runtime/cri-runtime/pkg/crashpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/index"
@@ -35,9 +36,11 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	// The process begins during "runc start": take the time before it, so
 	// that a process exiting at once never seems to end before it started.
 	startedAt := time.Now()
+	crashpoint.Hit("ctr-start:before")
 	if err := s.runtimeOf(c).Start(ctx, c.ID); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	crashpoint.Hit("ctr-start:started")
 	if _, err := s.update(c.ID, func(c *Container) {
 		if c.State == Created {
 			c.State, c.StartedAt = Running, startedAt
@@ -164,9 +167,15 @@ func (s *Service) Remove(ctx context.Context, id string) error {
 	if err := s.stopLocked(ctx, id, 0); err != nil {
 		return err
 	}
+	// Write-ahead: from here a crash leaves a container the start-up removes.
+	if _, err := s.update(id, func(c *Container) { c.Removing = true }); err != nil {
+		return err
+	}
+	crashpoint.Hit("ctr-remove:marked")
 	if err := s.runtimeOf(c).Delete(ctx, id); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
+	crashpoint.Hit("ctr-remove:deleted")
 	if err := s.opts.Images.RemoveWritableLayer(id); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,7 @@ type Runtime interface {
 	Delete(ctx context.Context, id string) error
 	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*oci.ExecResult, error)
 	ReopenLog(id string) error
+	State(ctx context.Context, id string) (oci.State, error)
 	Exec(ctx context.Context, id string, cmd []string, s oci.Streams) (int, error)
 	Attach(ctx context.Context, id string, s oci.Streams, stdinOnce bool) error
 	Update(ctx context.Context, id string, res *specs.LinuxResources) error
@@ -110,12 +112,15 @@ func New(opts Options, log *slog.Logger) (*Service, error) {
 			log.Warn("skip unreadable container record", "container", e.Name(), "err", err)
 			continue
 		}
-		if c.State == creating {
+		if c.State == creating || c.Removing {
 			s.undoInterrupted(c)
 			continue
 		}
 		s.containers[c.ID] = c
 		s.names[c.nameKey()] = c.ID
+		if c.State == Created {
+			s.reconcileCreated(c)
+		}
 		if c.State == Running {
 			go s.watch(c.ID)
 		}
@@ -186,9 +191,30 @@ func (s *Service) runtimeByID(id string) Runtime {
 	return s.opts.Runtimes[s.opts.DefaultHandler]
 }
 
-// undoInterrupted removes a container whose CreateContainer was cut short
-// (the daemon died): its runc container and conmon if they got that far, its
-// writable layer, and its record. Each step tolerates what never happened.
+// reconcileCreated looks again at a container recorded as created: a
+// StartContainer cut short after "runc start" left it running (or already
+// exited), and the record must say so. Called at start-up only.
+func (s *Service) reconcileCreated(c *Container) {
+	rt := s.runtimeOf(c)
+	st, err := rt.State(context.Background(), c.ID)
+	if err != nil || st.Status == "created" {
+		return // still created, or gone (a reboot); status reports it
+	}
+	startedAt := c.CreatedAt // runc created the process then; start is later
+	if t, ok := processStartTime(c.Pid); ok && st.Status == "running" {
+		startedAt = t
+	}
+	c.State, c.StartedAt = Running, startedAt
+	if err := record.Save(s.recordPath(c.ID), c); err != nil {
+		s.log.Warn("save container", "container", c.ID, "err", err)
+	}
+	s.log.Info("found a container started by an interrupted StartContainer", "container", c.ID, "runc_status", st.Status)
+}
+
+// undoInterrupted removes a container whose CreateContainer or
+// RemoveContainer was cut short (the daemon died): its runc container and
+// conmon if they got that far, its writable layer, and its record. Each step
+// tolerates what never happened.
 func (s *Service) undoInterrupted(c *Container) {
 	ctx := context.Background()
 	steps := []func() error{
@@ -203,4 +229,40 @@ func (s *Service) undoInterrupted(c *Container) {
 		}
 	}
 	s.log.Info("undid a container whose creation was interrupted", "container", c.ID, "pod", c.PodID, "name", c.Name)
+}
+
+// processStartTime is when process pid began, from /proc (its start in
+// clock ticks after boot, and the boot time). runc's init process is
+// created by "runc create" and exec's the container's program at start, so
+// this is the create time: the best a restarted daemon can know.
+func processStartTime(pid int) (time.Time, bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return time.Time{}, false
+	}
+	// Fields after the command name, which is in parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	fields := strings.Fields(string(stat[i+1:]))
+	if i < 0 || len(fields) < 20 {
+		return time.Time{}, false
+	}
+	ticks, err := strconv.ParseUint(fields[19], 10, 64) // field 22: starttime
+	if err != nil {
+		return time.Time{}, false
+	}
+	procStat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, line := range strings.Split(string(procStat), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			boot, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			const hz = 100 // USER_HZ, fixed on Linux
+			return time.Unix(boot, 0).Add(time.Duration(ticks) * time.Second / hz), true
+		}
+	}
+	return time.Time{}, false
 }

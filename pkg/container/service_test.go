@@ -101,6 +101,9 @@ func (f *fakeRuntime) ExecSync(context.Context, string, []string, time.Duration)
 func (f *fakeRuntime) Exec(context.Context, string, []string, oci.Streams) (int, error) {
 	return 0, nil
 }
+func (f *fakeRuntime) State(context.Context, string) (oci.State, error) {
+	return oci.State{Status: "created"}, nil
+}
 func (f *fakeRuntime) Attach(context.Context, string, oci.Streams, bool) error { return nil }
 
 var (

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
+	"github.com/cri-runtime/cri-runtime/pkg/crashpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/index"
@@ -53,22 +54,43 @@ func (m *Manager) stopLocked(ctx context.Context, id string) error {
 			return fmt.Errorf("stop containers of pod %s: %w", id, err)
 		}
 	}
-	if sb.State == NotReady {
+	crashpoint.Hit("pod-stop:containers")
+	wasReady := sb.State == Ready
+	if wasReady {
+		// Write-ahead: NotReady and not yet detached, so that a crash
+		// before DEL has run leaves a pod whose DEL a start-up still runs.
+		m.mu.Lock()
+		m.stopPause(sb)
+		sb.State = NotReady
+		m.mu.Unlock()
+		if err := m.save(sb); err != nil {
+			return err
+		}
+		crashpoint.Hit("pod-stop:not-ready")
+	}
+	if err := m.detach(ctx, sb); err != nil {
+		return fmt.Errorf("stop pod %s: %w", id, err)
+	}
+	if wasReady {
+		m.opts.Events.Publish(events.Event{Type: events.Stopped, ContainerID: id, PodID: id})
+		m.log.Info("pod sandbox stopped", "pod", id)
+	}
+	return nil
+}
+
+// detach runs the CNI DEL a NotReady pod still owes, and records that it
+// ran. Nothing is owed by host-network pods or detached ones.
+func (m *Manager) detach(ctx context.Context, sb *Sandbox) error {
+	if sb.Detached || sb.Config.HostNetwork {
 		return nil
 	}
 	if err := m.opts.Network.Detach(ctx, m.cniPod(sb), sb.Network); err != nil {
-		return fmt.Errorf("stop pod %s: %w", id, err)
-	}
-	m.mu.Lock()
-	m.stopPause(sb)
-	sb.State = NotReady
-	m.mu.Unlock()
-	if err := m.save(sb); err != nil {
 		return err
 	}
-	m.opts.Events.Publish(events.Event{Type: events.Stopped, ContainerID: id, PodID: id})
-	m.log.Info("pod sandbox stopped", "pod", id)
-	return nil
+	m.mu.Lock()
+	sb.Detached = true
+	m.mu.Unlock()
+	return m.save(sb)
 }
 
 // Remove stops the pod if needed, removes its containers, and deletes
@@ -94,16 +116,38 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	}
 	m.mu.Lock()
 	sb, ok := m.pods[id]
+	if ok {
+		sb.Removing = true
+	}
 	m.mu.Unlock()
 	if !ok {
 		return nil
 	}
+	// Write-ahead: from here a crash leaves a pod the start-up removes.
+	if err := m.save(sb); err != nil {
+		return err
+	}
+	crashpoint.Hit("pod-remove:marked")
+	if err := m.removeLocked(sb); err != nil {
+		return err
+	}
+	m.opts.Events.Publish(events.Event{Type: events.Deleted, ContainerID: id, PodID: id})
+	m.log.Info("pod sandbox removed", "pod", id)
+	return nil
+}
+
+// removeLocked takes away everything a stopped pod without containers
+// still has: /dev/shm, namespace pins, its directory, the cgroup we made,
+// its record. Each step tolerates what is gone already.
+func (m *Manager) removeLocked(sb *Sandbox) error {
+	id := sb.ID
 	if err := unmountShm(sb.Dir); err != nil {
 		return err
 	}
 	if err := m.unpinAll(sb); err != nil {
 		return err
 	}
+	crashpoint.Hit("pod-remove:unpinned")
 	if err := os.RemoveAll(sb.Dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove pod directory: %w", err)
 	}
@@ -123,8 +167,6 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	}
 	m.mu.Unlock()
 	m.locks.Forget(id)
-	m.opts.Events.Publish(events.Event{Type: events.Deleted, ContainerID: id, PodID: id})
-	m.log.Info("pod sandbox removed", "pod", id)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
+	"github.com/cri-runtime/cri-runtime/pkg/crashpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/index"
@@ -88,12 +89,32 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Manager, error) 
 			m.undoInterrupted(ctx, sb)
 			continue
 		}
+		if sb.Removing {
+			// Its containers went before it was marked; finish the rest.
+			if err := m.detach(ctx, sb); err != nil {
+				log.Warn("finish an interrupted pod removal: CNI DEL", "pod", sb.ID, "err", err)
+			}
+			m.stopPause(sb)
+			if err := m.removeLocked(sb); err != nil {
+				log.Warn("finish an interrupted pod removal", "pod", sb.ID, "err", err)
+				m.pods[sb.ID] = sb // keep it listed: RemovePodSandbox may finish it
+				m.byKey[sb.Config.Metadata.key()] = sb.ID
+			} else {
+				log.Info("finished removing a pod whose removal was interrupted", "pod", sb.ID)
+			}
+			continue
+		}
 		if sb.State == Ready && !m.namespacesPresent(sb) {
 			log.Warn("pod lost its namespaces (reboot?); marking it not ready", "pod", sb.ID)
-			if err := m.opts.Network.Detach(ctx, m.cniPod(sb), sb.Network); err != nil {
-				log.Warn("release network of lost pod", "pod", sb.ID, "err", err)
-			}
 			sb.State = NotReady
+		}
+		if sb.State == NotReady && !sb.Detached && !sb.Config.HostNetwork {
+			// A stop cut short, or lost namespaces: the addresses go back.
+			if err := m.detach(ctx, sb); err != nil {
+				log.Warn("release the network of a stopped pod", "pod", sb.ID, "err", err)
+			} else {
+				log.Info("ran the CNI DEL a stopped pod still owed", "pod", sb.ID)
+			}
 			if err := m.save(sb); err != nil {
 				log.Warn("save pod", "pod", sb.ID, "err", err)
 			}
@@ -280,6 +301,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	if err := m.save(sb); err != nil {
 		return nil, err
 	}
+	crashpoint.Hit("pod-run:record")
 	undo = append(undo, func() error { return os.RemoveAll(sb.Dir) })
 	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
 		return nil, err
@@ -317,18 +339,21 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	}
 	phases.done("namespaces")
 
-	// The cgroup parent.
+	crashpoint.Hit("pod-run:namespaces")
+
+	// The cgroup parent. What will be created is recorded first, so that a
+	// crash while creating it still leaves a record of what to remove.
 	if m.opts.CgroupDriver != "systemd" {
-		top, err := cgroup.Ensure(sb.CgroupParent)
-		if err != nil {
-			return nil, err
-		}
-		if top != "" {
+		if top := cgroup.TopMissing(sb.CgroupParent); top != "" {
 			sb.CgroupCreated = top
-			undo = append(undo, func() error { return cgroup.Remove(sb.CgroupParent, top) })
-			if err := m.save(sb); err != nil { // so a crash now removes it too
+			if err := m.save(sb); err != nil {
 				return nil, err
 			}
+			undo = append(undo, func() error { return cgroup.Remove(sb.CgroupParent, top) })
+			if _, err := cgroup.Ensure(sb.CgroupParent); err != nil {
+				return nil, err
+			}
+			crashpoint.Hit("pod-run:cgroup")
 		}
 	}
 
@@ -368,6 +393,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	}
 
 	phases.done("files")
+	crashpoint.Hit("pod-run:files")
 
 	// Networking.
 	if !cfg.HostNetwork {
@@ -377,6 +403,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		}
 		sb.Network = att
 		undo = append(undo, func() error { return m.opts.Network.Detach(context.WithoutCancel(ctx), m.cniPod(sb), att) })
+		crashpoint.Hit("pod-run:network")
 	}
 	hosts := hostsContent(hostname, sb.IPs())
 	if cfg.HostNetwork {

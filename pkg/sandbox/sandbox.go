@@ -102,7 +102,14 @@ type Sandbox struct {
 	// to its pin; kinds shared with the host are absent.
 	Namespaces map[string]string `json:"namespaces"`
 	// Network is what CNI ADD did, for DEL; nil for host-network pods.
-	Network *cni.Attachment `json:"network,omitempty"`
+	// Detached says CNI DEL has run (the pod is stopped; its addresses stay
+	// reported). A NotReady pod that is not Detached had its stop cut short:
+	// DEL is still owed.
+	Network  *cni.Attachment `json:"network,omitempty"`
+	Detached bool            `json:"detached,omitempty"`
+	// Removing is set before a RemovePodSandbox takes anything away; a
+	// start-up finds such a pod half-removed and finishes the job.
+	Removing bool `json:"removing,omitempty"`
 	// CgroupParent is the resolved cgroup path of the pod (cgroupfs form).
 	// CgroupCreated is the topmost directory we created for it, which we
 	// remove with the pod ("" when the cgroup was already there).

@@ -43,6 +43,9 @@ type Daemon struct {
 	Binary                            string
 	Dir, Root, State, Socket, CNIConf string
 	Args                              []string // full argument list
+	// Env is added to the daemon's environment at each Start (e.g. to
+	// arm a crash point); change it between a Stop and a Start.
+	Env []string
 
 	Runtime internalapi.RuntimeService
 	Images  internalapi.ImageManagerService
@@ -119,6 +122,7 @@ func (d *Daemon) Start() error {
 	}
 	d.log = &bytes.Buffer{}
 	cmd := exec.Command(d.Binary, d.Args...)
+	cmd.Env = append(os.Environ(), d.Env...)
 	cmd.Stdout, cmd.Stderr = syncWriter{&d.mu, d.log}, syncWriter{&d.mu, d.log}
 	if err := cmd.Start(); err != nil {
 		d.mu.Unlock()
