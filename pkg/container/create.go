@@ -40,10 +40,78 @@ type CreateRequest struct {
 	Spec        spec.Input
 }
 
+// createTimeout bounds one CreateContainer's work, which goes on after its
+// client gives up so that the kubelet's retry receives the container.
+const createTimeout = 4 * time.Minute
+
+// creation is a CreateContainer in flight.
+type creation struct {
+	done chan struct{}
+	c    *Container
+	err  error
+}
+
 // Create makes a container: its writable layer, its OCI spec, and the
-// runc container under conmon, not yet running. Every step is undone when a
-// later one fails.
-func (s *Service) Create(ctx context.Context, req CreateRequest) (_ *Container, retErr error) {
+// runc container under conmon, not yet running. The work is not tied to
+// the client: when it gives up (the kubelet's deadline passed), a retry
+// with the same pod, name and attempt waits for the work, or receives the
+// container it made, instead of failing with "name in use". A genuine
+// duplicate, once the first client has its container, is AlreadyExists.
+func (s *Service) Create(ctx context.Context, req CreateRequest) (*Container, error) {
+	pod, err := s.opts.Pods.Get(req.PodID)
+	if err != nil {
+		return nil, err
+	}
+	req.PodID = pod.ID
+	key := nameKey(pod.ID, req.Name, req.Attempt)
+	s.mu.Lock()
+	cr, inFlight := s.creating[key]
+	if !inFlight {
+		if id, taken := s.names[key]; taken && s.unclaimed[id] {
+			delete(s.unclaimed, id)
+			c := s.containers[id].clone()
+			s.mu.Unlock()
+			s.log.Info("handing a container created for a client that gave up to its retry", "container", id)
+			return c, nil
+		}
+		cr = &creation{done: make(chan struct{})}
+		s.creating[key] = cr
+		go func() {
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+			defer cancel()
+			c, err := s.create(wctx, req)
+			s.mu.Lock()
+			delete(s.creating, key)
+			if err == nil {
+				s.unclaimed[c.ID] = true // until a client receives it
+			}
+			cr.c, cr.err = c, err
+			s.mu.Unlock()
+			close(cr.done)
+		}()
+	}
+	s.mu.Unlock()
+
+	select {
+	case <-cr.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("create container %q in pod %s: %w (it is still being created; a retry will receive it)", req.Name, pod.ID, ctx.Err())
+	}
+	if cr.err != nil {
+		return nil, cr.err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.unclaimed[cr.c.ID] {
+		return nil, fmt.Errorf("container name %q (attempt %d) is in use in pod %s by container %s: %w", req.Name, req.Attempt, pod.ID, cr.c.ID, errdefs.ErrAlreadyExists)
+	}
+	delete(s.unclaimed, cr.c.ID)
+	return cr.c.clone(), nil
+}
+
+// create does the work of Create. Every step is undone when a later one
+// fails.
+func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, retErr error) {
 	pod, err := s.opts.Pods.Get(req.PodID)
 	if err != nil {
 		return nil, err

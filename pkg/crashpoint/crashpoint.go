@@ -1,25 +1,39 @@
 // Package crashpoint lets tests kill the daemon at a named point inside an
 // operation, to show that what a crash leaves half-done is finished or
-// undone at the next start. A point does nothing unless the daemon was
-// started with CRI_RUNTIME_CRASH_AT naming it; then reaching it kills the
-// process at once with SIGKILL, as the OOM killer or a power cut would:
-// no deferred function, no flush.
+// undone at the next start, or stall it there, to show what a client that
+// gives up meanwhile gets. A point does nothing unless the daemon was
+// started with CRI_RUNTIME_CRASH_AT naming it (reaching it then kills the
+// process at once with SIGKILL, as the OOM killer or a power cut would: no
+// deferred function, no flush) or CRI_RUNTIME_STALL_AT=<name>=<duration>
+// (reaching it then sleeps that long).
 package crashpoint
 
 import (
 	"os"
+	"strings"
 	"syscall"
+	"time"
 )
 
-// EnvVar names the point to crash at.
-const EnvVar = "CRI_RUNTIME_CRASH_AT"
+// The variables that arm a point.
+const (
+	EnvVar      = "CRI_RUNTIME_CRASH_AT"
+	StallEnvVar = "CRI_RUNTIME_STALL_AT"
+)
 
-var armed = os.Getenv(EnvVar)
+var (
+	armed                   = os.Getenv(EnvVar)
+	stallName, stallSpec, _ = strings.Cut(os.Getenv(StallEnvVar), "=")
+	stallFor, _             = time.ParseDuration(stallSpec)
+)
 
-// Hit kills the daemon if name is the armed point.
+// Hit kills the daemon if name is the armed point, or stalls it.
 func Hit(name string) {
 	if armed != "" && armed == name {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
+	}
+	if stallFor > 0 && stallName == name {
+		time.Sleep(stallFor)
 	}
 }

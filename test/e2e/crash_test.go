@@ -9,6 +9,7 @@ package e2e
 // rules.
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/test/e2e/framework"
@@ -266,4 +269,57 @@ func dirEntries(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// TestCreateContainerRetry: a CreateContainer that outlives its client's
+// deadline goes on, and the kubelet's retry (same pod, name and attempt)
+// receives the container it made, instead of a "name is reserved" loop.
+func TestCreateContainerRetry(t *testing.T) {
+	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	d.Env = []string{"CRI_RUNTIME_STALL_AT=ctr-create:layer=2s"}
+	if err := d.Start(); err != nil {
+		t.Fatalf("start: %v\n%s", err, d.Logs())
+	}
+	cleanupPods(t, d)
+	pull(t, d, framework.BusyboxImage, factsOf(t, framework.BusyboxImage))
+	pod, podCfg := ctrPod(t, d, "ctr-retry")
+	cfg := shCfg("main", "exec sleep 1000")
+	storageBefore := storageIDs(t, d)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if id, err := d.Runtime.CreateContainer(ctx, pod, cfg, podCfg); err == nil {
+		t.Fatalf("CreateContainer through a 2s stall with a 0.5s deadline succeeded (%s); the test cannot give up on it", id)
+	}
+	id, err := d.Runtime.CreateContainer(ctxT(t), pod, cfg, podCfg) // waits for the first
+	if err != nil {
+		t.Fatalf("the retry: %v", err)
+	}
+	if got := d.ListCtrIDs(t, nil); !slices.Equal(got, []string{id}) {
+		t.Errorf("containers after a given-up create and its retry = %v; want just %s", got, id)
+	}
+	if got := storageIDs(t, d); len(got) != len(storageBefore)+1 {
+		t.Errorf("storage containers %v; want one more than %v", got, storageBefore)
+	}
+	startCtr(t, d, id)
+	// The retry got it: a third create is a genuine duplicate.
+	if _, err := d.RawRuntime(t).CreateContainer(ctxT(t), &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg}); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("a third CreateContainer, after the container was returned = %v; want AlreadyExists", err)
+	}
+
+	// A retry arriving after the work finished also receives it.
+	cfg2 := shCfg("second", "exec sleep 1000")
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel2()
+	if _, err := d.Runtime.CreateContainer(ctx2, pod, cfg2, podCfg); err == nil {
+		t.Fatal("CreateContainer with a 0.5s deadline through a 2s stall succeeded")
+	}
+	time.Sleep(3 * time.Second) // the work finishes with nobody waiting
+	id2, err := d.Runtime.CreateContainer(ctxT(t), pod, cfg2, podCfg)
+	if err != nil || id2 == id {
+		t.Fatalf("a late retry = %s, %v; want the second container", id2, err)
+	}
+	if got := d.ListCtrIDs(t, nil); len(got) != 2 {
+		t.Errorf("containers %v; want two", got)
+	}
 }
