@@ -90,7 +90,7 @@ type Service struct {
 	// a retry with the same name waits for, or receives, that container.
 	creating  map[string]*creation
 	unclaimed map[string]bool
-	locks      keylock.Locks     // per-container operation locks
+	locks     keylock.Locks // per-container operation locks
 	// persist orders the record updates of one container, so the file
 	// always holds the latest state (the exit watcher and Stop may both
 	// record an exit).
@@ -124,8 +124,8 @@ func New(opts Options, log *slog.Logger) (*Service, error) {
 		}
 		s.containers[c.ID] = c
 		s.names[c.nameKey()] = c.ID
-		if c.State == Created {
-			s.reconcileCreated(c)
+		if c.State == Created || c.State == Running {
+			s.reconcile(c)
 		}
 		if c.State == Running {
 			go s.watch(c.ID)
@@ -197,24 +197,41 @@ func (s *Service) runtimeByID(id string) Runtime {
 	return s.opts.Runtimes[s.opts.DefaultHandler]
 }
 
-// reconcileCreated looks again at a container recorded as created: a
-// StartContainer cut short after "runc start" left it running (or already
-// exited), and the record must say so. Called at start-up only.
-func (s *Service) reconcileCreated(c *Container) {
+// reconcile looks again, at start-up, at a container recorded as created
+// or running, against what runc and conmon know:
+//   - a StartContainer cut short after "runc start" left a "created"
+//     container running (or exited): the record says so now;
+//   - runc no longer knows it and conmon left no exit (the host rebooted,
+//     with --state on tmpfs): its process is gone and how it ended is not
+//     known, so it is recorded as exited with code 255, reason Unknown.
+func (s *Service) reconcile(c *Container) {
 	rt := s.runtimeOf(c)
+	if _, exited := rt.Exited(c.ID); exited {
+		return // Get and the exit watcher record it
+	}
 	st, err := rt.State(context.Background(), c.ID)
-	if err != nil || st.Status == "created" {
-		return // still created, or gone (a reboot); status reports it
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		now := time.Now()
+		c.State, c.ExitCode, c.FinishedAt = Exited, 255, now
+		if c.StartedAt.IsZero() {
+			c.StartedAt = now
+		}
+		c.Reason, c.Message = "Unknown", "the container's process was lost while the runtime was down (host reboot?)"
+		s.log.Warn("container lost while the daemon was down; recording it as exited", "container", c.ID)
+	case err != nil || st.Status == "created" || c.State == Running:
+		return // unchanged, or runc cannot tell now
+	default:
+		startedAt := c.CreatedAt // runc created the process then; start is later
+		if t, ok := processStartTime(c.Pid); ok && st.Status == "running" {
+			startedAt = t
+		}
+		c.State, c.StartedAt = Running, startedAt
+		s.log.Info("found a container started by an interrupted StartContainer", "container", c.ID, "runc_status", st.Status)
 	}
-	startedAt := c.CreatedAt // runc created the process then; start is later
-	if t, ok := processStartTime(c.Pid); ok && st.Status == "running" {
-		startedAt = t
-	}
-	c.State, c.StartedAt = Running, startedAt
 	if err := record.Save(s.recordPath(c.ID), c); err != nil {
 		s.log.Warn("save container", "container", c.ID, "err", err)
 	}
-	s.log.Info("found a container started by an interrupted StartContainer", "container", c.ID, "runc_status", st.Status)
 }
 
 // undoInterrupted removes a container whose CreateContainer or
