@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/docker/distribution/registry/api/errcode"
@@ -35,6 +36,8 @@ func classify(err error, named reference.Named) error {
 		return fmt.Errorf("registry %s rejected the credentials: %w", registry, joinClass(err, class))
 	case errors.Is(class, errdefs.ErrPermissionDenied):
 		return fmt.Errorf("rejected by policy or registry %s: %w", registry, joinClass(err, class))
+	case errors.Is(class, errBadLayer):
+		return fmt.Errorf("image %s has a layer that cannot be unpacked safely (paths out of the layer, links to files outside it, or duplicates): %w", named, joinClass(err, errdefs.ErrInvalidArgument))
 	}
 	return joinClass(err, class)
 }
@@ -57,7 +60,8 @@ func classOf(err error) error {
 		coder        errcode.ErrorCoder
 		status       docker.UnexpectedHTTPStatusError
 		policy       signature.PolicyRequirementError
-		netErr       net.Error
+		opErr        *net.OpError
+		dnsErr       *net.DNSError
 	)
 	switch {
 	case errors.As(err, &unauthorized):
@@ -89,11 +93,23 @@ func classOf(err error) error {
 	case errors.Is(err, docker.ErrTooManyRequests):
 		return errdefs.ErrUnavailable
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.ENETUNREACH), errors.As(err, &netErr):
+		errors.Is(err, syscall.ENETUNREACH), errors.As(err, &opErr), errors.As(err, &dnsErr):
+		// (Not any net.Error: a bare syscall.Errno is one, and a local disk
+		// error is not the registry's.)
 		return errdefs.ErrUnavailable
+	}
+	// The store refused to apply a layer: containers/image has no error
+	// type for it, only this wording (storage_dest.go, commitLayer). A
+	// full disk is not the image's fault.
+	if strings.Contains(err.Error(), "adding layer with blob") && !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+		return errBadLayer
 	}
 	return nil
 }
+
+// errBadLayer marks a layer the store would not unpack; the kubelet sees
+// InvalidArgument, since pulling the image again cannot help.
+var errBadLayer = errors.New("bad layer")
 
 // joinClass makes err match class with errors.Is without changing its text.
 func joinClass(err, class error) error {

@@ -40,6 +40,8 @@ func TestClassify(t *testing.T) {
 		{"server error", docker.UnexpectedHTTPStatusError{StatusCode: 503}, errdefs.ErrUnavailable, "unreachable"},
 		{"cut mid-blob", fmt.Errorf("writing blob: happened during read: %w", io.ErrUnexpectedEOF), errdefs.ErrUnavailable, "mid-transfer"},
 		{"too many requests", docker.ErrTooManyRequests, errdefs.ErrUnavailable, "quay.io"},
+		{"hostile layer", fmt.Errorf("writing blob: adding layer with blob \"sha256:ab\"/\"\"/\"sha256:cd\": unpacking failed (error: exit status 1; output: open /etc/shadow: no such file or directory)"), errdefs.ErrInvalidArgument, "cannot be unpacked safely"},
+		{"disk full while unpacking", fmt.Errorf("writing blob: adding layer with blob \"sha256:ab\": %w", syscall.ENOSPC), nil, "no space"},
 		{"unknown", errors.New("checksum mismatch"), nil, "checksum mismatch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
