@@ -197,7 +197,7 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	defer cancel()
 	runLog := logPath
 	if runLog == "" {
-		runLog = filepath.Join(s.opts.Root, "containers", id, "output.log")
+		runLog = s.logFile(&Container{ID: id})
 	}
 	pid, err := rt.Create(rctx, oci.CreateOptions{ID: id, Name: req.Name, Spec: ociSpec, LogPath: runLog, Stdin: req.Stdin, StdinOnce: req.StdinOnce})
 	if err != nil {

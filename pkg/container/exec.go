@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
@@ -63,7 +64,7 @@ func (s *Service) ReopenLog(id string) error {
 	if err != nil {
 		return err
 	}
-	return s.runtimeOf(c).ReopenLog(c.ID)
+	return s.runtimeOf(c).ReopenLog(c.ID, s.logFile(c))
 }
 
 // UpdateResources applies new limits to the running container's cgroup
@@ -90,4 +91,13 @@ func (s *Service) UpdateResources(ctx context.Context, id string, r spec.Resourc
 		}
 	})
 	return err
+}
+
+// logFile is where conmon writes the container's output: its log path, or
+// a file next to its record when the pod has no log directory.
+func (s *Service) logFile(c *Container) string {
+	if c.LogPath != "" {
+		return c.LogPath
+	}
+	return filepath.Join(s.opts.Root, "containers", c.ID, "output.log")
 }

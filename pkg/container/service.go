@@ -50,7 +50,7 @@ type Runtime interface {
 	Exited(id string) (oci.Exit, bool)
 	Delete(ctx context.Context, id string) error
 	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*oci.ExecResult, error)
-	ReopenLog(id string) error
+	ReopenLog(id, logPath string) error
 	State(ctx context.Context, id string) (oci.State, error)
 	Exec(ctx context.Context, id string, cmd []string, s oci.Streams) (int, error)
 	Attach(ctx context.Context, id string, s oci.Streams, stdinOnce bool) error

@@ -93,7 +93,7 @@ func (f *fakeRuntime) Wait(ctx context.Context, _ string) (oci.Exit, error) {
 	return oci.Exit{}, ctx.Err()
 }
 func (f *fakeRuntime) Exited(string) (oci.Exit, bool)                              { return oci.Exit{}, false }
-func (f *fakeRuntime) ReopenLog(string) error                                      { return nil }
+func (f *fakeRuntime) ReopenLog(string, string) error                              { return nil }
 func (f *fakeRuntime) Update(context.Context, string, *specs.LinuxResources) error { return nil }
 func (f *fakeRuntime) ExecSync(context.Context, string, []string, time.Duration) (*oci.ExecResult, error) {
 	return &oci.ExecResult{}, nil

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
@@ -165,9 +167,15 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 func (b *cappedBuffer) Bytes() []byte  { return b.buf.Bytes() }
 func (b *cappedBuffer) String() string { return b.buf.String() }
 
-// ReopenLog asks the container's conmon to reopen its log file, after the
-// kubelet has rotated it (conmon's control fifo: event 2, reopen logs).
-func (r *Runtime) ReopenLog(id string) error {
+// reopenWait bounds how long ReopenLog waits for conmon to create the new
+// log file.
+const reopenWait = 5 * time.Second
+
+// ReopenLog asks the container's conmon to reopen its log file at logPath,
+// after the kubelet has rotated it (conmon's control fifo: event 2, reopen
+// logs), and returns once the new file exists: the kubelet looks at it
+// right after. The wait is an inotify watch on the log's directory.
+func (r *Runtime) ReopenLog(id, logPath string) error {
 	f, err := os.OpenFile(filepath.Join(r.BundleDir(id), "ctl"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENXIO) {
@@ -176,10 +184,58 @@ func (r *Runtime) ReopenLog(id string) error {
 		return fmt.Errorf("open control fifo of %s: %w", id, err)
 	}
 	defer f.Close()
+	// Watch before asking, so that the creation cannot be missed.
+	created, stop, err := watchCreate(logPath)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	if _, err := fmt.Fprintf(f, "%d %d %d\n", 2, 0, 0); err != nil {
 		return fmt.Errorf("ask conmon to reopen the log of %s: %w", id, err)
 	}
-	return nil
+	if _, err := os.Stat(logPath); err == nil {
+		return nil // not rotated away, or already back
+	}
+	select {
+	case <-created:
+		return nil
+	case <-time.After(reopenWait):
+		return fmt.Errorf("conmon did not create %s again within %v", logPath, reopenWait)
+	}
+}
+
+// watchCreate reports, on the returned channel, when path is created (or
+// moved into place). stop releases the watch.
+func watchCreate(path string) (<-chan struct{}, func(), error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, nil, fmt.Errorf("inotify: %w", err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("watch %s: %w", filepath.Dir(path), err)
+	}
+	file := os.NewFile(uintptr(fd), "inotify") // non-blocking: Close wakes the reader
+	created := make(chan struct{})
+	go func() {
+		buf := make([]byte, 16*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
+		for {
+			n, err := file.Read(buf)
+			if err != nil {
+				return
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+				if string(bytes.TrimRight(name, "\x00")) == filepath.Base(path) {
+					close(created)
+					return
+				}
+			}
+		}
+	}()
+	return created, func() { file.Close() }, nil
 }
 
 // Update applies new resource limits to a running container's cgroup.

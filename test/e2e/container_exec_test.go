@@ -238,7 +238,7 @@ func TestReopenContainerLog(t *testing.T) {
 	reopened := time.Now()
 	if !exists(path) {
 		eventually(10*time.Second, func() bool { return exists(path) })
-		t.Logf("ReopenContainerLog returned before %s was created again; it appeared %v later", path, time.Since(reopened))
+		t.Errorf("ReopenContainerLog returned before %s was created again (the kubelet looks at it right after); it appeared %v later", path, time.Since(reopened))
 	}
 	if !eventually(10*time.Second, func() bool { return exists(path) && ticks(t, path) >= 2 }) {
 		t.Fatalf("after ReopenContainerLog, %s has %d ticks after 10s; want new output there", path, ticks(t, path))
