@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -18,7 +17,7 @@ func (s *runtimeService) StartContainer(ctx context.Context, req *runtimeapi.Sta
 // StopContainer sends the stop signal, waits up to timeout seconds, then
 // kills; stopping a stopped or unknown container succeeds (api.proto).
 func (s *runtimeService) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
-	if err := s.opts.Containers.Stop(ctx, req.GetContainerId(), time.Duration(req.GetTimeout())*time.Second); err != nil {
+	if err := s.opts.Containers.Stop(ctx, req.GetContainerId(), seconds(req.GetTimeout())); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.StopContainerResponse{}, nil

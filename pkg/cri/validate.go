@@ -2,6 +2,8 @@ package cri
 
 import (
 	"fmt"
+	"math"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -117,4 +119,19 @@ func streamFlags(tty, stdin, stdout, stderr bool) (string, string) {
 		return "stderr", "must be false when tty is true (a terminal merges it into stdout)"
 	}
 	return "", ""
+}
+
+// seconds converts a request's timeout in seconds, saturating instead of
+// overflowing: a timeout of centuries must not wrap around to a negative
+// duration, which StopContainer would take as "kill at once". Negative
+// timeouts count as zero.
+func seconds(n int64) time.Duration {
+	const most = int64(math.MaxInt64 / time.Second)
+	switch {
+	case n <= 0:
+		return 0
+	case n > most:
+		return time.Duration(most) * time.Second
+	}
+	return time.Duration(n) * time.Second
 }

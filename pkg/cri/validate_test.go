@@ -2,8 +2,10 @@ package cri
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -56,5 +58,20 @@ func TestValidateRequest(t *testing.T) {
 				t.Fatalf("validateRequest() = %v; want InvalidArgument naming %q", err, tc.field)
 			}
 		})
+	}
+}
+
+func TestSecondsSaturates(t *testing.T) {
+	for _, tc := range []struct {
+		in   int64
+		want time.Duration
+	}{
+		{0, 0}, {-5, 0}, {30, 30 * time.Second},
+		{math.MaxInt64, time.Duration(math.MaxInt64/time.Second) * time.Second},
+		{10_000_000_000, time.Duration(math.MaxInt64/time.Second) * time.Second}, // 317 years
+	} {
+		if got := seconds(tc.in); got != tc.want || got < 0 {
+			t.Errorf("seconds(%d) = %v; want %v", tc.in, got, tc.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +64,7 @@ func Identity(rootfs, imageUser string, sec Security) (uid, gid uint32, addition
 	// Start from root, so an empty spec means uid 0 with root's passwd entry.
 	execUser, err := user.GetExecUserPath(userSpec, &user.ExecUser{}, passwdPath, groupPath)
 	if err != nil {
-		if errors.Is(err, user.ErrNoPasswdEntries) || errors.Is(err, user.ErrNoGroupEntries) || errors.Is(err, user.ErrRange) {
+		if errors.Is(err, user.ErrNoPasswdEntries) || errors.Is(err, user.ErrNoGroupEntries) || errors.Is(err, user.ErrRange) || errors.Is(err, bufio.ErrTooLong) {
 			return 0, 0, nil, "", fmt.Errorf("user %q: %w: %w", userSpec, err, errdefs.ErrInvalidArgument)
 		}
 		return 0, 0, nil, "", fmt.Errorf("user %q: %w", userSpec, err)
@@ -166,7 +167,7 @@ func passwdName(passwdPath, userPart string, uid uint32) (string, error) {
 	defer f.Close()
 	users, err := user.ParsePasswdFilter(f, func(u user.User) bool { return u.Uid == int(uid) })
 	if err != nil {
-		return "", fmt.Errorf("read /etc/passwd: %w", err)
+		return "", imageFileErr("/etc/passwd", err)
 	}
 	if len(users) == 0 {
 		return "", nil
@@ -190,7 +191,7 @@ func memberGroups(groupPath, username string) ([]uint32, error) {
 		return false
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read /etc/group: %w", err)
+		return nil, imageFileErr("/etc/group", err)
 	}
 	out := make([]uint32, 0, len(groups))
 	for _, g := range groups {
@@ -228,4 +229,13 @@ func (s *idSet) add(id uint32) {
 		s.seen[id] = true
 		s.list = append(s.list, id)
 	}
+}
+
+// imageFileErr explains a failure to read the image's passwd or group
+// file; a line too long to parse is the image's fault (InvalidArgument).
+func imageFileErr(name string, err error) error {
+	if errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("the image's %s has a line too long to parse: %w: %w", name, err, errdefs.ErrInvalidArgument)
+	}
+	return fmt.Errorf("read %s: %w", name, err)
 }

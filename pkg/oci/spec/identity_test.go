@@ -1,12 +1,15 @@
 package spec
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
 func TestIdentity(t *testing.T) {
@@ -179,6 +182,25 @@ func TestIdentityRejectsSpecialFiles(t *testing.T) {
 	}
 	_, _, _, _, err = Identity(dir, "0", Security{})
 	wantInvalid(t, err)
+}
+
+// A passwd line longer than the parser takes (64 KiB; group lines may be
+// longer) is the image's fault: InvalidArgument, not an unexplained
+// failure (found by FuzzBuild).
+func TestIdentityRejectsOverlongLines(t *testing.T) {
+	long := strings.Repeat("x", 70<<10)
+	for _, file := range []string{"passwd"} {
+		root := t.TempDir()
+		writeFile(t, filepath.Join(root, "etc", "passwd"), testPasswd)
+		writeFile(t, filepath.Join(root, "etc", "group"), "root:x:0:\n")
+		writeFile(t, filepath.Join(root, "etc", file), "alice:x:1000:1000::/:/bin/sh\n"+long+"\n")
+		for _, user := range []string{"alice", "1000"} {
+			_, _, _, _, err := Identity(root, user, Security{})
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("%s with an overlong line, user %s: %v; want InvalidArgument", file, user, err)
+			}
+		}
+	}
 }
 
 func TestBuildUser(t *testing.T) {

@@ -3,7 +3,6 @@ package spec
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/opencontainers/runtime-tools/generate"
@@ -95,7 +94,10 @@ func processEnv(in Input) ([]string, error) {
 }
 
 // envList is an ordered environment with replacement by key.
-type envList struct{ list []string }
+type envList struct {
+	list []string
+	at   map[string]int // key → index in list: a request may carry many
+}
 
 func envKey(kv string) string {
 	k, _, _ := strings.Cut(kv, "=")
@@ -103,15 +105,20 @@ func envKey(kv string) string {
 }
 
 func (e *envList) has(key string) bool {
-	return slices.ContainsFunc(e.list, func(kv string) bool { return envKey(kv) == key })
+	_, ok := e.at[key]
+	return ok
 }
 
 func (e *envList) set(kv string) {
 	key := envKey(kv)
-	if i := slices.IndexFunc(e.list, func(old string) bool { return envKey(old) == key }); i >= 0 {
+	if i, ok := e.at[key]; ok {
 		e.list[i] = kv
 		return
 	}
+	if e.at == nil {
+		e.at = map[string]int{}
+	}
+	e.at[key] = len(e.list)
 	e.list = append(e.list, kv)
 }
 
