@@ -87,7 +87,12 @@ func (s *Service) UpdateResources(ctx context.Context, id string, r spec.Resourc
 			if c.Spec.Linux.Resources != nil { // device rules are not updated
 				res.Devices = c.Spec.Linux.Resources.Devices
 			}
-			c.Spec.Linux.Resources = res
+			// The copy shares the spec with the live record: replace, do
+			// not modify, what changes.
+			sp, linux := *c.Spec, *c.Spec.Linux
+			linux.Resources = res
+			sp.Linux = &linux
+			c.Spec = &sp
 		}
 	})
 	return err

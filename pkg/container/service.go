@@ -141,8 +141,11 @@ func (s *Service) recordPath(id string) string {
 // lock serializes operations on one container.
 func (s *Service) lock(id string) func() { return s.locks.Lock(id) }
 
-// update applies change to the live record and persists it; the only way
-// a container's state changes.
+// update is the only way a container's record changes: change is applied
+// to a copy, the copy is persisted, and only then does it replace the live
+// record. Nobody can observe a state (an exit, say) that a crash right
+// after would lose. Updates of one container are ordered by its persist
+// lock.
 func (s *Service) update(id string, change func(*Container)) (*Container, error) {
 	defer s.persist.Lock(id)()
 	s.mu.Lock()
@@ -151,13 +154,18 @@ func (s *Service) update(id string, change func(*Container)) (*Container, error)
 		s.mu.Unlock()
 		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 	}
-	change(c)
-	snapshot := c.clone()
+	next := c.clone()
 	s.mu.Unlock()
-	if err := record.Save(s.recordPath(id), snapshot); err != nil {
+	change(next)
+	if err := record.Save(s.recordPath(id), next); err != nil {
 		return nil, err
 	}
-	return snapshot, nil
+	s.mu.Lock()
+	if s.containers[id] == c { // forget takes the persist lock too: still ours
+		s.containers[id] = next
+	}
+	s.mu.Unlock()
+	return next.clone(), nil
 }
 
 // Get returns a copy of the container with this ID or unique ID prefix,
