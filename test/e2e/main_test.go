@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"k8s.io/klog/v2"
@@ -71,7 +72,17 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	return m.Run()
+	before := hostSnapshot()
+	code := m.Run()
+	if others := foreignDaemons(); len(others) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: host-wide leak check skipped: another test run's daemons are active (%s)\n", strings.Join(others, ", "))
+	} else if left := newSince(before, hostSnapshot()); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: the tests left on the host:\n  %s\n", strings.Join(left, "\n  "))
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
 }
 
 // startDaemon starts a daemon on fresh directories, pointed at the test

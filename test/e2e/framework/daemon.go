@@ -73,6 +73,9 @@ func NewDaemon(t testing.TB, opts Options) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dirsMu.Lock()
+	dirs[dir] = true
+	dirsMu.Unlock()
 	d := &Daemon{
 		Binary:  opts.Binary,
 		Dir:     dir,
@@ -93,6 +96,11 @@ func NewDaemon(t testing.TB, opts Options) *Daemon {
 	t.Cleanup(func() {
 		if err := d.Stop(syscall.SIGTERM, 30*time.Second); err != nil {
 			t.Errorf("stop daemon: %v", err)
+		}
+		// Whatever the test did, nothing of this daemon may outlive it.
+		if report := leakReport(dir); report != "" {
+			t.Errorf("left on the host after the test, by the daemon in %s:%s", dir, report)
+			clearLeftBehind(dir)
 		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.Logs())
@@ -120,7 +128,11 @@ func (d *Daemon) Start() error {
 		d.mu.Unlock()
 		return errors.New("daemon already running")
 	}
-	d.log = &bytes.Buffer{}
+	if d.log == nil {
+		d.log = &bytes.Buffer{}
+	} else { // keep what the earlier runs said: a restart is often the point
+		d.log.WriteString("\n--- daemon restarted ---\n")
+	}
 	cmd := exec.Command(d.Binary, d.Args...)
 	cmd.Env = append(os.Environ(), d.Env...)
 	cmd.Stdout, cmd.Stderr = syncWriter{&d.mu, d.log}, syncWriter{&d.mu, d.log}
