@@ -92,7 +92,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	case errors.As(err, &exitErr):
 		if msg := stderr.String(); exitErr.ExitCode() == ReapExecFailed && strings.Contains(msg, ReapExecPrefix) {
 			// runc itself failed (e.g. the program is missing), not the command.
-			if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
+			if requestMisfit(msg) {
 				return nil, fmt.Errorf("exec in container %s: %s: %w", id, strings.TrimSpace(msg), errdefs.ErrInvalidArgument)
 			}
 			return nil, fmt.Errorf("exec in container %s: %s", id, strings.TrimSpace(msg))

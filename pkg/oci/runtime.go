@@ -216,8 +216,10 @@ func readSync(ctx context.Context, r *os.File) (int, error) {
 	}
 	if rep.Data <= 0 {
 		msg := strings.TrimSpace(rep.Message)
-		// The request named a program or path the image does not have.
-		if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
+		// The request named a program or path the image does not have, or
+		// the image's paths do not fit the request (a WORKDIR or mount
+		// target that is a file or a dangling link).
+		if requestMisfit(msg) {
 			return 0, fmt.Errorf("runc create: %s: %w", msg, errdefs.ErrInvalidArgument)
 		}
 		return 0, fmt.Errorf("runc create: %s", msg)
@@ -333,4 +335,16 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// requestMisfit tells whether runc's error means the request or the image
+// does not fit (InvalidArgument for the kubelet), rather than a failure of
+// the node.
+func requestMisfit(msg string) bool {
+	for _, words := range []string{"executable file not found", "no such file or directory", "file exists", "not a directory"} {
+		if strings.Contains(msg, words) {
+			return true
+		}
+	}
+	return false
 }

@@ -207,7 +207,7 @@ func (r *Runtime) execFailed(id string, helperErr *tailBuffer, err error) error 
 	if msg == "" && err != nil {
 		msg = err.Error()
 	}
-	if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
+	if requestMisfit(msg) {
 		return fmt.Errorf("exec in container %s: %s: %w", id, msg, errdefs.ErrInvalidArgument)
 	}
 	return fmt.Errorf("exec in container %s: %s", id, msg)

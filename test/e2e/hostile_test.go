@@ -324,6 +324,9 @@ func hostileRun(t *testing.T, d *framework.Daemon, pod string, podCfg *runtimeap
 	id, err := d.Runtime.CreateContainer(ctxT(t), pod, cfg, podCfg)
 	if err != nil {
 		refusal(t, "create", err)
+		if c := status.Code(err); c != codes.InvalidArgument {
+			t.Errorf("a refused hostile create is %v; want InvalidArgument (the image does not fit)", c)
+		}
 		if after := slices.Sorted(slices.Values(storageIDs(t, d))); !slices.Equal(after, before) {
 			t.Errorf("storage containers %v after the refused create; want those before it, %v", after, before)
 		}
