@@ -115,6 +115,14 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 		store.Shutdown(false)
 		return nil, err
 	}
+	// A layer write interrupted by a crash is dropped by the store when it
+	// opens; an image standing on it can no longer be used, and goes too,
+	// so that the kubelet pulls it again instead of failing on it.
+	if n, err := s.removeBrokenImages(); err != nil {
+		log.Warn("remove images whose layers are gone", "err", err)
+	} else if n > 0 {
+		log.Info("removed images whose layers were lost (interrupted writes); they will be pulled again", "images", n)
+	}
 	// A pull interrupted by a crash may have left layers no image uses.
 	if n, err := s.removeUnusedLayers(); err != nil {
 		log.Warn("remove unused layers", "err", err)
@@ -123,6 +131,30 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 	}
 	log.Info("image store open", "graph_root", store.GraphRoot(), "image_store", store.ImageStore(), "driver", store.GraphDriverName())
 	return s, nil
+}
+
+// removeBrokenImages deletes the images whose top layer the store no
+// longer has.
+func (s *Service) removeBrokenImages() (int, error) {
+	images, err := s.store.Images()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, img := range images {
+		if img.TopLayer == "" {
+			continue // an image without layers
+		}
+		if _, err := s.store.Layer(img.TopLayer); !errors.Is(err, storage.ErrLayerUnknown) {
+			continue
+		}
+		if _, err := s.store.DeleteImage(img.ID, true); err != nil && !errors.Is(err, storage.ErrImageUnknown) {
+			return n, fmt.Errorf("delete image %s: %w", img.ID, err)
+		}
+		s.log.Warn("removed an image whose layers are gone", "image", img.ID, "names", img.Names)
+		n++
+	}
+	return n, nil
 }
 
 // Close unmounts what the store mounted and releases it.

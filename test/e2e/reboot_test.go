@@ -7,7 +7,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -155,4 +157,47 @@ func TestKilledPullLeavesNothing(t *testing.T) {
 	if imgs := listImages(t, d, ""); !slices.Equal(ids(imgs), []string{bb.id}) {
 		t.Errorf("ListImages after the pull = %v; want %s", ids(imgs), bb.id)
 	}
+}
+
+// TestInterruptedLayerWriteIsDiscarded: containers/storage flags a layer
+// incomplete while writing it, and drops such layers when the store opens
+// again. The test flags the image's layer as a crash mid-write would leave
+// it: the daemon starts, the image that stood on the layer is gone (not
+// broken: ImageStatus says nothing, so the kubelet pulls again), and the
+// pull and a container from it work.
+func TestInterruptedLayerWriteIsDiscarded(t *testing.T) {
+	d, bb := startCtrDaemon(t)
+	if err := d.Stop(syscall.SIGKILL, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(d.Root, "storage", "overlay-layers", "layers.json")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layers []map[string]any
+	if err := json.Unmarshal(data, &layers); err != nil || len(layers) == 0 {
+		t.Fatalf("layers.json: %v (%d layers)", err, len(layers))
+	}
+	layers[len(layers)-1]["flags"] = map[string]any{"incomplete": true}
+	if data, err = json.Marshal(layers); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := d.Start(); err != nil {
+		t.Fatalf("start with an incomplete layer: %v\n%s", err, d.Logs())
+	}
+	if imgs := listImages(t, d, ""); len(imgs) != 0 {
+		t.Errorf("images after the layer was dropped: %v; want none", ids(imgs))
+	}
+	if st := imageStatus(t, d, framework.BusyboxImage); st != nil {
+		t.Errorf("ImageStatus of the image whose layer was dropped = %v; want none (so it is pulled again)", st.Id)
+	}
+	pull(t, d, framework.BusyboxImage, bb)
+	pod, podCfg := ctrPod(t, d, "relayered")
+	id := runCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))
+	mustExec(t, d.RawRuntime(t), id, "true")
 }
