@@ -4,17 +4,22 @@
 GO      ?= go
 TAGS    := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper
 BIN     := bin/cri-runtime
+# The daemon built with the race detector, which TestChurn runs.
+RACE_BIN := bin/cri-runtime-race
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build deps run test test-unit test-e2e bench lint clean
+.PHONY: all build build-race deps run test test-unit test-e2e churn bench lint clean
 
 all: build
 
 build:
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cri-runtime
+
+build-race:
+	$(GO) build -race -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/cri-runtime
 
 deps:
 	hack/install-deps.sh
@@ -30,8 +35,15 @@ test: deps build lint test-unit test-e2e
 test-unit:
 	$(GO) test -tags "$(TAGS)" -race -count=1 ./cmd/... ./pkg/... ./test/e2e/framework/...
 
-test-e2e: build
-	CRI_RUNTIME_BINARY=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -count=1 -timeout 30m ./test/e2e/
+test-e2e: build build-race
+	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 30m ./test/e2e/
+
+# The full churn: 8 clients × 500 pod and container lifecycles against the
+# race-detector build (test-e2e runs 20 per client).
+churn: build build-race
+	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) CHURN_CYCLES=500 \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 3h -run '^TestChurn$$' -v ./test/e2e/
 
 # Pod start/stop/remove medians; with CONTAINERD_CRI_SOCKET set, side by side
 # with that containerd and reported as ratios (see README, Benchmarks).
