@@ -122,14 +122,22 @@ func New(opts Options, log *slog.Logger) (*Service, error) {
 			s.undoInterrupted(c)
 			continue
 		}
-		s.containers[c.ID] = c
-		s.names[c.nameKey()] = c.ID
 		if c.State == Created || c.State == Running {
 			s.reconcile(c)
 		}
+		s.containers[c.ID] = c
+		s.names[c.nameKey()] = c.ID
+	}
+	// The exit watchers read and write the records: they start once all
+	// are loaded (and the map is no longer being walked).
+	var running []string
+	for id, c := range s.containers {
 		if c.State == Running {
-			go s.watch(c.ID)
+			running = append(running, id)
 		}
+	}
+	for _, id := range running {
+		go s.watch(id)
 	}
 	return s, nil
 }

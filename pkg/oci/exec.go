@@ -108,17 +108,35 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	return &ExecResult{Stdout: out, Stderr: errOut, ExitCode: c.ProcessState.ExitCode()}, nil
 }
 
-// killExec kills the exec'd process and every process it started (found
-// through /proc's children lists), then runc exec itself.
+// killExec kills the exec'd process and every process it started, and the
+// helper and runc that started it. It walks the trees under the helper
+// (runc, and the command while runc is still there or once the helper has
+// become its parent) and under the PID runc wrote, if it has written it yet,
+// and goes round again until nothing new appears: a command cut short at
+// its very start must not survive its helper.
 func (r *Runtime) killExec(pidFile string, c *exec.Cmd) {
-	if b, err := os.ReadFile(pidFile); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-			for _, p := range processTree(pid) {
-				_ = syscall.Kill(p, syscall.SIGKILL)
+	killed := map[int]bool{}
+	for round := 0; round < 5; round++ {
+		roots := []int{c.Process.Pid}
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				roots = append(roots, pid)
 			}
 		}
+		found := false
+		for _, root := range roots {
+			for _, p := range processTree(root) {
+				if !killed[p] {
+					killed[p], found = true, true
+					_ = syscall.Kill(p, syscall.SIGKILL)
+				}
+			}
+		}
+		if !found {
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // let a fork in flight show up
 	}
-	_ = c.Process.Kill()
 }
 
 // processTree lists pid and its descendants.

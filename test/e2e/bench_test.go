@@ -94,7 +94,7 @@ func report(b *testing.B, prefix string, medians map[string]time.Duration) {
 
 func startDaemonB(b *testing.B) *framework.Daemon {
 	b.Helper()
-	return framework.StartDaemon(b, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf, "--log-level", "info"}})
+	return framework.StartDaemon(b, framework.Options{Binary: benchBinary, Args: []string{"--registries-conf", registriesConf, "--log-level", "info"}})
 }
 
 // BenchmarkContainerLifecycle times CreateContainer, StartContainer and

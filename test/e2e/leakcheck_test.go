@@ -41,7 +41,8 @@ func hostSnapshot() map[string][]string {
 	for _, e := range ents {
 		b, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		args := strings.Split(string(b), "\x00")
-		if len(args) > 0 && (filepath.Base(args[0]) == "conmon" || strings.Contains(string(b), "cri-runtime\x00pause") || strings.Contains(string(b), "\x00reap-exec\x00")) {
+		ours := len(args) > 1 && strings.HasPrefix(filepath.Base(args[0]), "cri-runtime") && (args[1] == "pause" || args[1] == "reap-exec")
+		if len(args) > 0 && (filepath.Base(args[0]) == "conmon" || ours) {
 			s["process"] = append(s["process"], e.Name()+": "+strings.Join(args, " "))
 		}
 	}

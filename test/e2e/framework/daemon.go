@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -96,6 +97,9 @@ func NewDaemon(t testing.TB, opts Options) *Daemon {
 	t.Cleanup(func() {
 		if err := d.Stop(syscall.SIGTERM, 30*time.Second); err != nil {
 			t.Errorf("stop daemon: %v", err)
+		}
+		if logs := d.Logs(); strings.Contains(logs, "WARNING: DATA RACE") {
+			t.Errorf("the daemon (built with the race detector) reported a data race:\n%s", raceReports(logs))
 		}
 		// Whatever the test did, nothing of this daemon may outlive it.
 		if report := leakReport(dir); report != "" {
@@ -257,4 +261,15 @@ func (w syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// raceReports extracts the race detector's reports from a daemon's log.
+func raceReports(logs string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(logs, "==================")[1:] {
+		if strings.Contains(part, "WARNING: DATA RACE") {
+			b.WriteString(part)
+		}
+	}
+	return b.String()
 }
