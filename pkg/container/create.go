@@ -44,13 +44,6 @@ type CreateRequest struct {
 // client gives up so that the kubelet's retry receives the container.
 const createTimeout = 4 * time.Minute
 
-// creation is a CreateContainer in flight.
-type creation struct {
-	done chan struct{}
-	c    *Container
-	err  error
-}
-
 // Create makes a container: its writable layer, its OCI spec, and the
 // runc container under conmon, not yet running. The work is not tied to
 // the client: when it gives up (the kubelet's deadline passed), a retry
@@ -64,49 +57,34 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Container, er
 	}
 	req.PodID = pod.ID
 	key := nameKey(pod.ID, req.Name, req.Attempt)
-	s.mu.Lock()
-	cr, inFlight := s.creating[key]
-	if !inFlight {
-		if id, taken := s.names[key]; taken && s.unclaimed[id] {
-			delete(s.unclaimed, id)
-			c := s.containers[id].clone()
-			s.mu.Unlock()
-			s.log.Info("handing a container created for a client that gave up to its retry", "container", id)
-			return c, nil
+	taken := func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.nameInUse(key, req)
+	}
+	id, err := s.handover.Do(ctx, key, createTimeout, taken, func(ctx context.Context) (string, error) {
+		c, err := s.create(ctx, req)
+		if err != nil {
+			return "", err
 		}
-		cr = &creation{done: make(chan struct{})}
-		s.creating[key] = cr
-		go func() {
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
-			defer cancel()
-			c, err := s.create(wctx, req)
-			s.mu.Lock()
-			delete(s.creating, key)
-			if err == nil {
-				s.unclaimed[c.ID] = true // until a client receives it
-			}
-			cr.c, cr.err = c, err
-			s.mu.Unlock()
-			close(cr.done)
-		}()
+		return c.ID, nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("create container %q in pod %s: %w (it is still being created; a retry will receive it)", req.Name, pod.ID, err)
+		}
+		return nil, err
 	}
-	s.mu.Unlock()
+	return s.Get(id)
+}
 
-	select {
-	case <-cr.done:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("create container %q in pod %s: %w (it is still being created; a retry will receive it)", req.Name, pod.ID, ctx.Err())
+// nameInUse is AlreadyExists naming the container that holds the request's
+// name and attempt in its pod, if one does. Callers hold s.mu.
+func (s *Service) nameInUse(key string, req CreateRequest) error {
+	if holder, taken := s.names[key]; taken {
+		return fmt.Errorf("container name %q (attempt %d) is in use in pod %s by container %s: %w", req.Name, req.Attempt, req.PodID, holder, errdefs.ErrAlreadyExists)
 	}
-	if cr.err != nil {
-		return nil, cr.err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.unclaimed[cr.c.ID] {
-		return nil, fmt.Errorf("container name %q (attempt %d) is in use in pod %s by container %s: %w", req.Name, req.Attempt, pod.ID, cr.c.ID, errdefs.ErrAlreadyExists)
-	}
-	delete(s.unclaimed, cr.c.ID)
-	return cr.c.clone(), nil
+	return nil
 }
 
 // create does the work of Create. Every step is undone when a later one
@@ -147,9 +125,9 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	id := index.NewID()
 	key := nameKey(pod.ID, req.Name, req.Attempt)
 	s.mu.Lock()
-	if holder, taken := s.names[key]; taken {
+	if err := s.nameInUse(key, req); err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("container name %q (attempt %d) is in use in pod %s by container %s: %w", req.Name, req.Attempt, pod.ID, holder, errdefs.ErrAlreadyExists)
+		return nil, err
 	}
 	s.names[key] = id
 	s.mu.Unlock()

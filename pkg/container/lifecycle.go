@@ -200,7 +200,7 @@ func (s *Service) forget(c *Container) error {
 	if s.names[c.nameKey()] == c.ID {
 		delete(s.names, c.nameKey())
 	}
-	delete(s.unclaimed, c.ID)
+	s.handover.Forget(c.nameKey())
 	s.mu.Unlock()
 	s.locks.Forget(c.ID)
 	s.persist.Forget(c.ID)

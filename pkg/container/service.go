@@ -20,6 +20,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
+	"github.com/cri-runtime/cri-runtime/pkg/handover"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
@@ -85,12 +86,10 @@ type Service struct {
 	mu         sync.Mutex
 	containers map[string]*Container
 	names      map[string]string // pod/name/attempt → ID
-	// creating holds the CreateContainers in flight, by name key, and
-	// unclaimed the containers whose client gave up before receiving them:
-	// a retry with the same name waits for, or receives, that container.
-	creating  map[string]*creation
-	unclaimed map[string]bool
-	locks     keylock.Locks // per-container operation locks
+	// handover holds the CreateContainers in flight, and the containers
+	// whose client gave up before receiving them, by name key.
+	handover handover.Group
+	locks    keylock.Locks // per-container operation locks
 	// persist orders the record updates of one container, so the file
 	// always holds the latest state (the exit watcher and Stop may both
 	// record an exit).
@@ -102,8 +101,7 @@ type Service struct {
 // running: an exit that happened while the daemon was down is found in
 // conmon's exit file.
 func New(opts Options, log *slog.Logger) (*Service, error) {
-	s := &Service{opts: opts, log: log, containers: map[string]*Container{}, names: map[string]string{},
-		creating: map[string]*creation{}, unclaimed: map[string]bool{}}
+	s := &Service{opts: opts, log: log, containers: map[string]*Container{}, names: map[string]string{}}
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		s.oomScoreAdjMin, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}

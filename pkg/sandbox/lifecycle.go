@@ -164,6 +164,7 @@ func (m *Manager) removeLocked(sb *Sandbox) error {
 	delete(m.pods, id)
 	if m.byKey[sb.Config.Metadata.key()] == id {
 		delete(m.byKey, sb.Config.Metadata.key())
+		m.handover.Forget(sb.Config.Metadata.key())
 	}
 	m.mu.Unlock()
 	m.locks.Forget(id)

@@ -16,6 +16,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/crashpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
+	"github.com/cri-runtime/cri-runtime/pkg/handover"
 	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
@@ -54,21 +55,13 @@ type Manager struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	pods     map[string]*Sandbox  // by ID
-	byKey    map[string]string    // metadata key → ID
-	creating map[string]*creation // metadata key → RunPodSandbox in flight
-	locks    keylock.Locks        // per-pod operation locks
+	pods     map[string]*Sandbox // by ID
+	byKey    map[string]string   // metadata key → ID
+	handover handover.Group      // RunPodSandboxes in flight or unreceived, by metadata key
+	locks    keylock.Locks       // per-pod operation locks
 
 	containers ContainerStopper
 	samples    cgroup.Sampler
-}
-
-// creation is a RunPodSandbox in flight, which retries of the same
-// metadata wait for instead of failing with "name in use".
-type creation struct {
-	done chan struct{}
-	sb   *Sandbox
-	err  error
 }
 
 // New loads the pods recorded under opts.Root. A pod whose namespaces are
@@ -78,8 +71,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Manager, error) 
 	if opts.HostResolv == "" {
 		opts.HostResolv = "/etc/resolv.conf"
 	}
-	m := &Manager{opts: opts, log: log, pods: map[string]*Sandbox{}, byKey: map[string]string{},
-		creating: map[string]*creation{}}
+	m := &Manager{opts: opts, log: log, pods: map[string]*Sandbox{}, byKey: map[string]string{}}
 	pods, err := m.loadAll()
 	if err != nil {
 		return nil, fmt.Errorf("load pods: %w", err)
@@ -177,64 +169,36 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (*Sandbox, error) {
 		return nil, err
 	}
 	key := cfg.Metadata.key()
-	m.mu.Lock()
-	if id, ok := m.byKey[key]; ok {
-		sb := m.pods[id]
-		if !sb.claimed {
-			sb.claimed = true
-			m.mu.Unlock()
-			m.log.Info("handing a pod created for a client that gave up to its retry", "pod", id)
-			return sb.clone(), nil
+	taken := func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if id, ok := m.byKey[key]; ok {
+			return fmt.Errorf("pod sandbox %s already exists for %s/%s (uid %s, attempt %d): %w",
+				id, cfg.Metadata.Namespace, cfg.Metadata.Name, cfg.Metadata.UID, cfg.Metadata.Attempt, errdefs.ErrAlreadyExists)
 		}
+		return nil
+	}
+	id, err := m.handover.Do(ctx, key, createTimeout, taken, func(ctx context.Context) (string, error) {
+		sb, err := m.create(ctx, cfg)
+		if err != nil {
+			return "", err
+		}
+		m.mu.Lock()
+		m.pods[sb.ID] = sb
+		m.byKey[key] = sb.ID
 		m.mu.Unlock()
-		return nil, fmt.Errorf("pod sandbox %s already exists for %s/%s (uid %s, attempt %d): %w",
-			id, cfg.Metadata.Namespace, cfg.Metadata.Name, cfg.Metadata.UID, cfg.Metadata.Attempt, errdefs.ErrAlreadyExists)
-	}
-	c, inFlight := m.creating[key]
-	if !inFlight {
-		c = &creation{done: make(chan struct{})}
-		m.creating[key] = c
-		go func() {
-			// The work is not tied to this client: if it gives up, a
-			// retry receives the result.
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
-			defer cancel()
-			sb, err := m.create(wctx, cfg)
-			m.mu.Lock()
-			delete(m.creating, key)
-			if err == nil {
-				m.pods[sb.ID] = sb
-				m.byKey[key] = sb.ID
-			}
-			c.sb, c.err = sb, err
-			m.mu.Unlock()
-			if err == nil { // once the pod can be looked up
-				m.opts.Events.Publish(events.Event{Type: events.Created, ContainerID: sb.ID, PodID: sb.ID})
-				m.opts.Events.Publish(events.Event{Type: events.Started, ContainerID: sb.ID, PodID: sb.ID})
-			}
-			close(c.done)
-		}()
-	}
-	m.mu.Unlock()
-
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("run pod sandbox %s/%s: %w (the pod is still being created; a retry will receive it)", cfg.Metadata.Namespace, cfg.Metadata.Name, ctx.Err())
-	}
-	if c.err != nil {
-		return nil, c.err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if c.sb.claimed || ctx.Err() != nil {
+		// Once the pod can be looked up.
+		m.opts.Events.Publish(events.Event{Type: events.Created, ContainerID: sb.ID, PodID: sb.ID})
+		m.opts.Events.Publish(events.Event{Type: events.Started, ContainerID: sb.ID, PodID: sb.ID})
+		return sb.ID, nil
+	})
+	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("run pod sandbox %s/%s: %w (the pod is still being created; a retry will receive it)", cfg.Metadata.Namespace, cfg.Metadata.Name, err)
 		}
-		return nil, fmt.Errorf("pod sandbox %s already exists for %s/%s: %w", c.sb.ID, cfg.Metadata.Namespace, cfg.Metadata.Name, errdefs.ErrAlreadyExists)
+		return nil, err
 	}
-	c.sb.claimed = true
-	return c.sb.clone(), nil
+	return m.Get(id)
 }
 
 func (m *Manager) validate(cfg *Config) error {
@@ -276,7 +240,6 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		CreatedAt:  time.Now(),
 		Dir:        filepath.Join(m.opts.State, "sandboxes", id),
 		Namespaces: map[string]string{},
-		claimed:    false,
 	}
 	var err error
 	if sb.CgroupParent, err = cgroupPath(m.opts.CgroupDriver, cfg.CgroupParent, id); err != nil {

@@ -120,10 +120,6 @@ type Sandbox struct {
 	// PID namespace among its containers (see startPause).
 	PausePID   int    `json:"pausePID,omitempty"`
 	PauseStart uint64 `json:"pauseStart,omitempty"`
-
-	// claimed is false while the client that asked for the pod has not
-	// received it (it gave up waiting); a retry then receives it.
-	claimed bool
 }
 
 // IPs are the pod's addresses, IPv4 first.

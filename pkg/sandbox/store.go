@@ -45,7 +45,6 @@ func (m *Manager) loadAll() ([]*Sandbox, error) {
 			m.log.Warn("skip corrupt pod record", "pod", e.Name(), "err", err)
 			continue
 		}
-		sb.claimed = true
 		out = append(out, sb)
 	}
 	return out, nil
