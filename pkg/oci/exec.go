@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -235,24 +234,13 @@ func watchCreate(path string) (<-chan struct{}, func(), error) {
 	}
 	file := os.NewFile(uintptr(fd), "inotify") // non-blocking: Close wakes the reader
 	created := make(chan struct{})
-	go func() {
-		buf := make([]byte, 16*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
-		for {
-			n, err := file.Read(buf)
-			if err != nil {
-				return
-			}
-			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
-				off += unix.SizeofInotifyEvent + int(ev.Len)
-				if string(bytes.TrimRight(name, "\x00")) == filepath.Base(path) {
-					close(created)
-					return
-				}
-			}
+	go readInotify(file, func(name string) bool {
+		if name == filepath.Base(path) {
+			close(created)
+			return false
 		}
-	}()
+		return true
+	})
 	return created, func() { file.Close() }, nil
 }
 

@@ -40,17 +40,25 @@ func newExitWatcher(dir string) (*exitWatcher, error) {
 
 func (w *exitWatcher) run() {
 	defer close(w.done)
+	readInotify(w.f, func(name string) bool { w.notify(name); return true })
+}
+
+// readInotify reads the events of inotify descriptor f and calls each with
+// the name of the file concerned, until f is closed or each returns false.
+func readInotify(f *os.File, each func(name string) bool) {
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
 	for {
-		n, err := w.f.Read(buf)
+		n, err := f.Read(buf)
 		if err != nil {
 			return // closed
 		}
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			nameBytes := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
 			off += unix.SizeofInotifyEvent + int(ev.Len)
-			w.notify(string(bytes.TrimRight(nameBytes, "\x00")))
+			if !each(string(bytes.TrimRight(name, "\x00"))) {
+				return
+			}
 		}
 	}
 }
