@@ -45,20 +45,16 @@ type ExecResult struct {
 // When timeout (if non-zero) passes first, the command and everything it
 // started are killed and the error is DeadlineExceeded.
 func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*ExecResult, error) {
-	pidFile, err := os.CreateTemp(r.BundleDir(id), "exec-*.pid")
+	pidFile, err := r.execPidFile(id)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
-		}
 		return nil, err
 	}
-	pidFile.Close()
-	defer os.Remove(pidFile.Name())
+	defer os.Remove(pidFile)
 
 	stdout, stderr := &cappedBuffer{max: MaxExecOutput}, &cappedBuffer{max: MaxExecOutput}
 	// runc exec waits for every process the command leaves behind; run it
 	// detached under our reap-exec helper, which waits for the command only.
-	args := append([]string{"reap-exec", pidFile.Name(), r.opts.Runc, "--root", r.runcRoot(), "exec", "--detach", "--pid-file", pidFile.Name(), id}, cmd...)
+	args := append([]string{"reap-exec", pidFile, r.opts.Runc, "--root", r.runcRoot(), "exec", "--detach", "--pid-file", pidFile, id}, cmd...)
 	c := exec.Command(r.opts.Helper, args...)
 	c.Stdout, c.Stderr = stdout, stderr
 	c.WaitDelay = pipeGrace
@@ -77,11 +73,11 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	select {
 	case err = <-done:
 	case <-expired:
-		r.killExec(pidFile.Name(), c)
+		r.killExec(pidFile, c)
 		<-done
 		return nil, fmt.Errorf("exec %q in container %s did not finish within %v; killed it: %w", strings.Join(cmd, " "), id, timeout, context.DeadlineExceeded)
 	case <-ctx.Done():
-		r.killExec(pidFile.Name(), c)
+		r.killExec(pidFile, c)
 		<-done
 		return nil, ctx.Err()
 	}
@@ -91,10 +87,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	case errors.As(err, &exitErr):
 		if msg := stderr.String(); exitErr.ExitCode() == ReapExecFailed && strings.Contains(msg, ReapExecPrefix) {
 			// runc itself failed (e.g. the program is missing), not the command.
-			if requestMisfit(msg) {
-				return nil, fmt.Errorf("exec in container %s: %s: %w", id, strings.TrimSpace(msg), errdefs.ErrInvalidArgument)
-			}
-			return nil, fmt.Errorf("exec in container %s: %s", id, strings.TrimSpace(msg))
+			return nil, execFailed(id, msg, nil)
 		}
 	default:
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
@@ -105,6 +98,20 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		errOut = errOut[:maxExecResponse-len(out)]
 	}
 	return &ExecResult{Stdout: out, Stderr: errOut, ExitCode: c.ProcessState.ExitCode()}, nil
+}
+
+// execPidFile makes the file runc exec writes the command's PID to, in the
+// container's bundle; a container without one is NotFound.
+func (r *Runtime) execPidFile(id string) (string, error) {
+	f, err := os.CreateTemp(r.BundleDir(id), "exec-*.pid")
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
+		}
+		return "", err
+	}
+	f.Close()
+	return f.Name(), nil
 }
 
 // killExec kills the exec'd process and every process it started, and the

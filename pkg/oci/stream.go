@@ -43,17 +43,13 @@ type Streams struct {
 // of its own, whose master end runc hands us over a console socket. When
 // ctx ends first, the command and everything it started are killed.
 func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) (int, error) {
-	pidFile, err := os.CreateTemp(r.BundleDir(id), "exec-*.pid")
+	pidFile, err := r.execPidFile(id)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return 0, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
-		}
 		return 0, err
 	}
-	pidFile.Close()
-	defer os.Remove(pidFile.Name())
+	defer os.Remove(pidFile)
 
-	runcArgs := []string{r.opts.Runc, "--root", r.runcRoot(), "exec", "--detach", "--pid-file", pidFile.Name()}
+	runcArgs := []string{r.opts.Runc, "--root", r.runcRoot(), "exec", "--detach", "--pid-file", pidFile}
 	c := exec.Command(r.opts.Helper)
 	var console *consoleSocket
 	// helperErr collects what runc and reap-exec say when they fail. Without
@@ -120,7 +116,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 			}()
 		}
 	}
-	c.Args = append([]string{r.opts.Helper, "reap-exec", pidFile.Name()}, append(append(runcArgs, id), cmd...)...)
+	c.Args = append([]string{r.opts.Helper, "reap-exec", pidFile}, append(append(runcArgs, id), cmd...)...)
 	if err := c.Start(); err != nil {
 		return 0, fmt.Errorf("exec in container %s: %w", id, err)
 	}
@@ -137,7 +133,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 	if console != nil {
 		master, err := console.receive(done)
 		if err != nil {
-			return 0, r.execFailed(id, helperErr, err)
+			return 0, execFailed(id, helperErr.String(), err)
 		}
 		closers = append(closers, master)
 		copies.Add(1)
@@ -168,7 +164,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		r.killExec(pidFile.Name(), c)
+		r.killExec(pidFile, c)
 		<-done
 		return 0, ctx.Err()
 	}
@@ -190,7 +186,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 		return 0, nil
 	case errors.As(err, &exitErr):
 		if exitErr.ExitCode() == ReapExecFailed && strings.Contains(helperErr.String(), ReapExecPrefix) {
-			return 0, r.execFailed(id, helperErr, nil)
+			return 0, execFailed(id, helperErr.String(), nil)
 		}
 		return exitErr.ExitCode(), nil
 	default:
@@ -198,9 +194,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 	}
 }
 
-// execFailed explains why runc could not run the command.
-func (r *Runtime) execFailed(id string, helperErr *tailBuffer, err error) error {
-	msg := strings.TrimSpace(helperErr.String())
+// execFailed explains why runc could not run the command, from what runc
+// and reap-exec wrote (msg) or, when they wrote nothing, from err. Shared
+// by ExecSync and streaming Exec.
+func execFailed(id, msg string, err error) error {
+	msg = strings.TrimSpace(msg)
 	if i := strings.LastIndex(msg, ReapExecPrefix); i > 0 {
 		msg = strings.TrimSpace(msg[:i]) // runc's own words are enough
 	}
