@@ -389,17 +389,15 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	return sb, nil
 }
 
-// hostname is the pod's hostname: as configured, else the pod's name; the
-// host's own for host-network pods.
+// hostname is the pod's hostname: as configured, else (and always for
+// host-network pods) the host's own, as containerd and CRI-O do. The pod's
+// name is no fallback: names may be longer than a hostname can be.
 func (m *Manager) hostname(cfg Config) string {
-	if cfg.HostNetwork {
-		h, _ := os.Hostname()
-		return h
-	}
-	if cfg.Hostname != "" {
+	if cfg.Hostname != "" && !cfg.HostNetwork {
 		return cfg.Hostname
 	}
-	return cfg.Metadata.Name
+	h, _ := os.Hostname()
+	return h
 }
 
 func (m *Manager) cniPod(sb *Sandbox) cni.Pod {

@@ -439,3 +439,23 @@ func TestPodSandboxDuplicateMetadata(t *testing.T) {
 	}
 	runPod(t, d, cfg) // the name is free again once the first pod is gone
 }
+
+// TestPodSandboxDefaultHostname: a pod that names no hostname gets the host's,
+// as with containerd and CRI-O, whatever its name's length (critest's pods
+// have names longer than a hostname may be).
+func TestPodSandboxDefaultHostname(t *testing.T) {
+	d := startPodDaemon(t)
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := podConfig("a-pod-name-" + strings.Repeat("x", 70))
+	cfg.Hostname = ""
+	id := runPod(t, d, cfg)
+	if b, _ := os.ReadFile(filepath.Join(podDir(d, id), "hostname")); string(b) != host+"\n" {
+		t.Errorf("hostname file = %q; want the host's %q", b, host)
+	}
+	if got := nsenter(t, "uts", pin(d, id, "uts"), "hostname"); got != host {
+		t.Errorf("hostname in the pod's UTS namespace = %q; want the host's %q", got, host)
+	}
+}
