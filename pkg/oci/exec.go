@@ -119,9 +119,12 @@ func (r *Runtime) execPidFile(id string) (string, error) {
 // (runc, and the command while runc is still there or once the helper has
 // become its parent) and under the PID runc wrote, if it has written it yet,
 // and goes round again until nothing new appears: a command cut short at
-// its very start must not survive its helper.
+// its very start must not survive its helper. It returns once every process
+// it killed is gone, reaped included (bounded by killWait): the caller's
+// next exec must not find the command it was told is dead, not even as a
+// zombie.
 func (r *Runtime) killExec(pidFile string, c *exec.Cmd) {
-	killed := map[int]bool{}
+	killed := map[int]string{} // PID → its start time, to tell it from a reuse
 	for round := 0; round < 5; round++ {
 		roots := []int{c.Process.Pid}
 		if b, err := os.ReadFile(pidFile); err == nil {
@@ -132,17 +135,44 @@ func (r *Runtime) killExec(pidFile string, c *exec.Cmd) {
 		found := false
 		for _, root := range roots {
 			for _, p := range processTree(root) {
-				if !killed[p] {
-					killed[p], found = true, true
+				if _, ok := killed[p]; !ok {
+					killed[p], found = startTime(p), true
 					_ = syscall.Kill(p, syscall.SIGKILL)
 				}
 			}
 		}
 		if !found {
-			return
+			break
 		}
 		time.Sleep(10 * time.Millisecond) // let a fork in flight show up
 	}
+	deadline := time.Now().Add(killWait)
+	for pid, started := range killed {
+		for started != "" && startTime(pid) == started && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// killWait bounds how long killExec waits for the processes it killed to be
+// reaped by their parents (the helper, or init for the orphans).
+const killWait = 5 * time.Second
+
+// startTime is field 22 of /proc/<pid>/stat, the process's start time in
+// clock ticks since boot, or "" once the process is gone (reaped).
+func startTime(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// The command name (field 2) may hold spaces; the fields after it don't.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		if f := strings.Fields(s[i+1:]); len(f) > 19 {
+			return f[19]
+		}
+	}
+	return ""
 }
 
 // processTree lists pid and its descendants.
