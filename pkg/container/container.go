@@ -14,6 +14,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 )
 
 // State is a container's lifecycle state.
@@ -71,9 +73,11 @@ type Container struct {
 
 // Mount is a host path mounted into the container, as status reports it.
 type Mount struct {
-	ContainerPath string `json:"containerPath"`
-	HostPath      string `json:"hostPath"`
-	Readonly      bool   `json:"readonly,omitempty"`
+	ContainerPath     string           `json:"containerPath"`
+	HostPath          string           `json:"hostPath"`
+	Readonly          bool             `json:"readonly,omitempty"`
+	RecursiveReadOnly bool             `json:"recursiveReadOnly,omitempty"`
+	Propagation       spec.Propagation `json:"propagation,omitempty"`
 }
 
 func (c *Container) clone() *Container {

@@ -196,7 +196,8 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 		c.CgroupPath += ".scope" // runc's systemd driver names the scope prefix-name.scope
 	}
 	for _, m := range req.Spec.Mounts {
-		c.Mounts = append(c.Mounts, Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly})
+		c.Mounts = append(c.Mounts, Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
+			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: m.Propagation})
 	}
 	if err := record.Save(s.recordPath(id), c); err != nil {
 		return nil, err

@@ -122,6 +122,17 @@ func propagation(p runtimeapi.MountPropagation) (spec.Propagation, error) {
 	return 0, fmt.Errorf("mount propagation %v: %w", p, errdefs.ErrInvalidArgument)
 }
 
+// criPropagation is the inverse of propagation, for ContainerStatus.
+func criPropagation(p spec.Propagation) runtimeapi.MountPropagation {
+	switch p {
+	case spec.RSlave:
+		return runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
+	case spec.RShared:
+		return runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
+	}
+	return runtimeapi.MountPropagation_PROPAGATION_PRIVATE
+}
+
 // profile converts a seccomp or AppArmor choice: the structured field, else
 // the deprecated string ("runtime/default", "unconfined", "localhost/<x>"),
 // else unconfined, the CRI default.

@@ -73,7 +73,8 @@ func containerStatus(c *container.Container) *runtimeapi.ContainerStatus {
 		LogPath:     c.LogPath,
 	}
 	for _, m := range c.Mounts {
-		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly})
+		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
+			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: criPropagation(m.Propagation)})
 	}
 	st.Resources = statusResources(c)
 	return st

@@ -285,12 +285,25 @@ func TestContainerSecurityMountPropagation(t *testing.T) {
 
 	watch := shCfg("slave", `echo waiting; i=0; while [ $i -lt 150 ]; do if [ -f /mnt/sub/marker ]; then cat /mnt/sub/marker; echo seen; exit 0; fi; sleep 0.2; i=$((i+1)); done; echo timeout`)
 	watch.Mounts = []*runtimeapi.Mount{{ContainerPath: "/mnt", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}}
-	runCtr(t, d, pod, podCfg, watch)
+	watchID := runCtr(t, d, pod, podCfg, watch)
 	private := shCfg("private", "echo waiting; exec sleep 1000")
 	private.Mounts = []*runtimeapi.Mount{{ContainerPath: "/mnt", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_PRIVATE}}
 	privID := runCtr(t, d, pod, podCfg, private)
 	waitLog(t, podCfg, watch, []string{"waiting"}, nil)
 	waitLog(t, podCfg, private, []string{"waiting"}, nil)
+	// Status reports each mount's propagation as requested (critest checks it).
+	for _, c := range []struct {
+		id   string
+		want runtimeapi.MountPropagation
+	}{{watchID, runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, {privID, runtimeapi.MountPropagation_PROPAGATION_PRIVATE}} {
+		st, err := d.Runtime.ContainerStatus(ctxT(t), c.id, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := st.GetStatus().GetMounts(); len(m) != 1 || m[0].GetPropagation() != c.want || m[0].GetHostPath() != host {
+			t.Errorf("ContainerStatus(%s).Mounts = %v; want one mount of %s with propagation %v", c.id, m, host, c.want)
+		}
+	}
 
 	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatalf("mount tmpfs on %s: %v", sub, err)
