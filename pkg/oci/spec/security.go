@@ -200,19 +200,19 @@ func setMaskedPaths(g *generate.Generator, in Input) error {
 
 // setSeccomp chooses linux.seccomp: runtime-tools' default profile (built
 // for the final capabilities, which it consults), none, or a profile file
-// on the node. Privileged containers are unconfined unless they name a
-// Localhost profile.
+// on the node. Privileged containers are unconfined whatever profile they
+// name, as with containerd and CRI-O (and as critest checks).
 func setSeccomp(g *generate.Generator, in Input) error {
 	p := in.Security.Seccomp
 	switch {
+	case in.Security.Privileged || p.Type == Unconfined:
+		g.Config.Linux.Seccomp = nil
 	case p.Type == Localhost:
 		prof, err := loadSeccompProfile(p.LocalhostPath)
 		if err != nil {
 			return err
 		}
 		g.Config.Linux.Seccomp = prof
-	case in.Security.Privileged || p.Type == Unconfined:
-		g.Config.Linux.Seccomp = nil
 	case p.Type == RuntimeDefault:
 		g.Config.Linux.Seccomp = defaultSeccompProfile(g.Config)
 	default:

@@ -139,7 +139,7 @@ func TestSeccomp(t *testing.T) {
 		{name: "unconfined", profile: Profile{Type: Unconfined}, want: "none"},
 		{name: "localhost", profile: Profile{Type: Localhost, LocalhostPath: good}, want: "local"},
 		{name: "privileged is unconfined", privileged: true, profile: Profile{Type: RuntimeDefault}, want: "none"},
-		{name: "privileged keeps localhost", privileged: true, profile: Profile{Type: Localhost, LocalhostPath: good}, want: "local"},
+		{name: "privileged ignores localhost", privileged: true, profile: Profile{Type: Localhost, LocalhostPath: good}, want: "none"},
 		{name: "missing file", profile: Profile{Type: Localhost, LocalhostPath: filepath.Join(dir, "nope.json")}, wantErr: "nope.json"},
 		{name: "invalid json", profile: Profile{Type: Localhost, LocalhostPath: broken}, wantErr: "parse"},
 		{name: "no default action", profile: Profile{Type: Localhost, LocalhostPath: noDefault}, wantErr: "defaultAction"},
