@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -77,7 +78,28 @@ func containerStatus(c *container.Container) *runtimeapi.ContainerStatus {
 			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: criPropagation(m.Propagation)})
 	}
 	st.Resources = statusResources(c)
+	st.User = containerUser(c)
 	return st
+}
+
+// containerUser is the identity the container's process runs with, as its
+// spec gives it to runc: the kubelet checks SupplementalGroupsPolicy with it.
+// The supplementary groups include the primary group, as `id -G` shows them.
+func containerUser(c *container.Container) *runtimeapi.ContainerUser {
+	if c.Spec == nil || c.Spec.Process == nil {
+		return nil
+	}
+	u := c.Spec.Process.User
+	groups := make([]int64, 0, len(u.AdditionalGids)+1)
+	groups = append(groups, int64(u.GID))
+	for _, g := range u.AdditionalGids {
+		if !slices.Contains(groups, int64(g)) {
+			groups = append(groups, int64(g))
+		}
+	}
+	return &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{
+		Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups,
+	}}
 }
 
 func containerFilter(f *runtimeapi.ContainerFilter) container.Filter {

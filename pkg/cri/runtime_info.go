@@ -42,7 +42,9 @@ func (s *runtimeService) Status(ctx context.Context, req *runtimeapi.StatusReque
 			condition(runtimeapi.NetworkReady, netErr),
 		}},
 		RuntimeHandlers: s.runtimeHandlers(),
-		Features:        &runtimeapi.RuntimeFeatures{},
+		// The spec builder resolves groups itself, so Strict (only the
+		// request's groups, none from the image's /etc/group) is honoured.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if req.GetVerbose() {
 		info := map[string]any{"config": s.opts.Config}
@@ -81,12 +83,15 @@ func condition(typ string, err error) *runtimeapi.RuntimeCondition {
 	return &runtimeapi.RuntimeCondition{Type: typ, Status: false, Reason: reason, Message: err.Error()}
 }
 
-// runtimeHandlers lists the default handler ("") and each named one. Features
-// are reported only once they are implemented.
+// runtimeHandlers lists the default handler ("") and each named one, with
+// the features its OCI runtime and this kernel support.
 func (s *runtimeService) runtimeHandlers() []*runtimeapi.RuntimeHandler {
-	out := []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{}}}
-	for _, h := range s.opts.Handlers {
-		out = append(out, &runtimeapi.RuntimeHandler{Name: h, Features: &runtimeapi.RuntimeHandlerFeatures{}})
+	out := make([]*runtimeapi.RuntimeHandler, 0, len(s.opts.Handlers)+1)
+	for _, h := range append([]string{""}, s.opts.Handlers...) {
+		f := s.opts.HandlerFeatures[h]
+		out = append(out, &runtimeapi.RuntimeHandler{Name: h, Features: &runtimeapi.RuntimeHandlerFeatures{
+			RecursiveReadOnlyMounts: f.RecursiveReadOnlyMounts,
+		}})
 	}
 	return out
 }

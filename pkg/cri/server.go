@@ -93,6 +93,9 @@ type Options struct {
 	// Handlers are the runtime handler names (RuntimeClass handlers) served;
 	// the empty name, the default handler, is always reported.
 	Handlers []string
+	// HandlerFeatures are each handler's optional features, by name; the
+	// default handler's are also under "".
+	HandlerFeatures map[string]oci.Features
 	// Config is the effective configuration, shown by a verbose Status.
 	Config any
 }

@@ -110,6 +110,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	runtimes := map[string]container.Runtime{}
 	var handlerNames []string
+	features := map[string]oci.Features{}
 	for name, path := range handlers {
 		stateDir := filepath.Join(cfg.State, "oci")
 		if name != cfg.Runtime.DefaultHandler() {
@@ -130,6 +131,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		defer rt.Close()
 		runtimes[name] = rt
 		handlerNames = append(handlerNames, name)
+		features[name] = oci.ProbeFeatures(ctx, lookPath(path))
+		if name == cfg.Runtime.DefaultHandler() {
+			features[""] = features[name]
+		}
+		log.Info("runtime handler", "handler", name, "path", path, "features", features[name])
 	}
 	sort.Strings(handlerNames)
 	containers, err := container.New(container.Options{
@@ -189,19 +195,20 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 
 	srv := cri.NewServer(cri.Options{
-		Logger:       log,
-		Programs:     programs,
-		Network:      network,
-		Images:       images,
-		Sandboxes:    sandboxes,
-		Containers:   containers,
-		Events:       &lifecycle,
-		Streams:      streams,
-		Metrics:      stats,
-		ImageFs:      images,
-		CgroupDriver: cfg.CgroupDriver,
-		Handlers:     handlerNames,
-		Config:       cfg,
+		Logger:          log,
+		Programs:        programs,
+		Network:         network,
+		Images:          images,
+		Sandboxes:       sandboxes,
+		Containers:      containers,
+		Events:          &lifecycle,
+		Streams:         streams,
+		Metrics:         stats,
+		ImageFs:         images,
+		CgroupDriver:    cfg.CgroupDriver,
+		Handlers:        handlerNames,
+		HandlerFeatures: features,
+		Config:          cfg,
 	})
 	lis, err := cri.Listen(cfg.Listen)
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/test/e2e/framework"
@@ -38,7 +40,14 @@ func secCtx(cfg *runtimeapi.ContainerConfig) *runtimeapi.LinuxContainerSecurityC
 // returns its stdout and stderr lines (partial lines joined), without the end mark.
 func runOutput(t *testing.T, d *framework.Daemon, pod string, podCfg *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerConfig) (out, errOut []string) {
 	t.Helper()
-	id := runCtr(t, d, pod, podCfg, cfg)
+	_, out, errOut = runOutputID(t, d, pod, podCfg, cfg)
+	return out, errOut
+}
+
+// runOutputID is runOutput that also returns the container's ID.
+func runOutputID(t *testing.T, d *framework.Daemon, pod string, podCfg *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerConfig) (id string, out, errOut []string) {
+	t.Helper()
+	id = runCtr(t, d, pod, podCfg, cfg)
 	d.WaitExited(t, id)
 	var lines []framework.LogLine
 	var err error
@@ -51,7 +60,7 @@ func runOutput(t *testing.T, d *framework.Daemon, pod string, podCfg *runtimeapi
 		raw, _ := os.ReadFile(logFile(podCfg, cfg))
 		t.Fatalf("log of %s: parse error %v; no final %q line; raw:\n%s", cfg.Metadata.Name, err, endMark, raw)
 	}
-	return out[:len(out)-1], framework.Joined(lines, "stderr")
+	return id, out[:len(out)-1], framework.Joined(lines, "stderr")
 }
 
 // groupImage is the named-user image with an /etc/group in which "app" is
@@ -126,7 +135,7 @@ func TestContainerSecurityUsers(t *testing.T) {
 			if tc.change != nil {
 				tc.change(secCtx(cfg))
 			}
-			out, errOut := runOutput(t, d, pod, podCfg, cfg)
+			id, out, errOut := runOutputID(t, d, pod, podCfg, cfg)
 			// id -G may list the groups in any order.
 			if len(out) == 1 && len(tc.want) == 1 && strings.Contains(tc.script, "-G") {
 				got, want := strings.Fields(out[0]), strings.Fields(tc.want[0])
@@ -134,6 +143,20 @@ func TestContainerSecurityUsers(t *testing.T) {
 				slices.Sort(want)
 				out = []string{strings.Join(got, " ")}
 				tc.want = []string{strings.Join(want, " ")}
+				// ContainerStatus reports the same groups (the kubelet
+				// checks SupplementalGroupsPolicy with them).
+				st, err := d.Runtime.ContainerStatus(ctxT(t), id, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var groups []string
+				for _, g := range st.GetStatus().GetUser().GetLinux().GetSupplementalGroups() {
+					groups = append(groups, strconv.FormatInt(g, 10))
+				}
+				slices.Sort(groups)
+				if strings.Join(groups, " ") != tc.want[0] || st.GetStatus().GetUser().GetLinux().GetUid() != 1000 {
+					t.Errorf("ContainerStatus user = %v; want uid 1000 and groups %s", st.GetStatus().GetUser(), tc.want[0])
+				}
 			}
 			if !slices.Equal(out, tc.want) {
 				t.Errorf("output %q (stderr %q); want %q", out, errOut, tc.want)
@@ -346,5 +369,68 @@ func TestContainerLogPartialLines(t *testing.T) {
 	}
 	if rest := lines[end+1:]; len(rest) != 1 || rest[0].Text != endMark || rest[0].Partial {
 		t.Errorf("records after the long line: %+v; want one full %q", rest, endMark)
+	}
+}
+
+// TestContainerSecurityRecursiveReadOnly: the default handler advertises
+// recursive read-only mounts (runc and this kernel have them); a read-only
+// mount leaves a sub-mount writable, a recursive one does not; and the
+// combinations api.proto forbids are InvalidArgument.
+func TestContainerSecurityRecursiveReadOnly(t *testing.T) {
+	d, _ := startCtrDaemon(t)
+	st, err := d.Runtime.Status(ctxT(t), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rro bool
+	for _, h := range st.GetRuntimeHandlers() {
+		if h.GetName() == "" {
+			rro = h.GetFeatures().GetRecursiveReadOnlyMounts()
+		}
+	}
+	if !rro {
+		t.Fatalf("Status: the default handler does not advertise recursive read-only mounts: %v", st.GetRuntimeHandlers())
+	}
+	if !st.GetFeatures().GetSupplementalGroupsPolicy() {
+		t.Errorf("Status: SupplementalGroupsPolicy not advertised: %v", st.GetFeatures())
+	}
+
+	pod, podCfg := ctrPod(t, d, "rro")
+	host := t.TempDir()
+	sub := filepath.Join(host, "tmpfs")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", sub, err)
+	}
+	t.Cleanup(func() { unmountUnder(t, host) })
+
+	for _, tc := range []struct {
+		name string
+		rro  bool
+		want string
+	}{
+		{"readonly", false, "written"},
+		{"recursive", true, "Read-only file system"},
+	} {
+		cfg := shCfg(tc.name, "touch /mnt/tmpfs/"+tc.name+" 2>&1 && echo written; echo "+endMark)
+		cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/mnt", HostPath: host, Readonly: true, RecursiveReadOnly: tc.rro}}
+		out, _ := runOutput(t, d, pod, podCfg, cfg)
+		if len(out) != 1 || !strings.Contains(out[0], tc.want) {
+			t.Errorf("%s mount: touch in a sub-mount printed %q; want %q", tc.name, out, tc.want)
+		}
+	}
+
+	for _, m := range []*runtimeapi.Mount{
+		{ContainerPath: "/mnt", HostPath: host, Readonly: false, RecursiveReadOnly: true},
+		{ContainerPath: "/mnt", HostPath: host, Readonly: true, RecursiveReadOnly: true, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
+		{ContainerPath: "/mnt", HostPath: host, Readonly: true, RecursiveReadOnly: true, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
+	} {
+		cfg := shCfg("bad-rro", "true")
+		cfg.Mounts = []*runtimeapi.Mount{m}
+		if _, err := d.Runtime.CreateContainer(ctxT(t), pod, cfg, podCfg); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("CreateContainer with %v: %v; want InvalidArgument", m, err)
+		}
 	}
 }
