@@ -15,6 +15,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 )
 
@@ -78,6 +79,11 @@ type Mount struct {
 	Readonly          bool             `json:"readonly,omitempty"`
 	RecursiveReadOnly bool             `json:"recursiveReadOnly,omitempty"`
 	Propagation       spec.Propagation `json:"propagation,omitempty"`
+	// An image volume: the image as requested, the one mounted (released
+	// when the container goes) and the directory of it mounted.
+	Image        string   `json:"image,omitempty"`
+	ImageID      image.ID `json:"imageID,omitempty"`
+	ImageSubPath string   `json:"imageSubPath,omitempty"`
 }
 
 func (c *Container) clone() *Container {

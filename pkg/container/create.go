@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,8 @@ type CreateRequest struct {
 	Stdin       bool
 	StdinOnce   bool
 	Spec        spec.Input
+	// ImageVolumes are mounted read-only besides Spec's mounts.
+	ImageVolumes []ImageVolume
 }
 
 // createTimeout bounds one CreateContainer's work, which goes on after its
@@ -120,6 +123,10 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if err != nil {
 		return nil, err
 	}
+	imageVolumes, err := s.resolveImageVolumes(ctx, req.ImageVolumes)
+	if err != nil {
+		return nil, err
+	}
 
 	// Reserve the name in the pod.
 	id := index.NewID()
@@ -150,8 +157,9 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	// that after a crash the start-up pass removes the half-made container
 	// (its writable layer, its runc state) instead of leaking it.
 	undo = append(undo, func() error { return os.RemoveAll(filepath.Dir(s.recordPath(id))) })
+	// The image volumes are in it, so that their mounts are released too.
 	if err := record.Save(s.recordPath(id), &Container{ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt,
-		Handler: handler, Image: req.Image, State: creating, CreatedAt: time.Now()}); err != nil {
+		Handler: handler, Image: req.Image, State: creating, CreatedAt: time.Now(), Mounts: imageVolumes}); err != nil {
 		return nil, err
 	}
 	crashpoint.Hit("ctr-create:record")
@@ -162,6 +170,13 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	}
 	undo = append(undo, func() error { return s.opts.Images.RemoveWritableLayer(id) })
 	crashpoint.Hit("ctr-create:layer")
+
+	volMounts, err := s.mountImageVolumes(imageVolumes)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() error { s.unmountImageVolumes(imageVolumes); return nil })
+	req.Spec.Mounts = append(slices.Clip(req.Spec.Mounts), volMounts...)
 
 	in, err := s.specInput(req, pod, img, id, layer.Rootfs)
 	if err != nil {
@@ -195,10 +210,11 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if s.opts.CgroupDriver == "systemd" {
 		c.CgroupPath += ".scope" // runc's systemd driver names the scope prefix-name.scope
 	}
-	for _, m := range req.Spec.Mounts {
+	for _, m := range req.Spec.Mounts[:len(req.Spec.Mounts)-len(volMounts)] {
 		c.Mounts = append(c.Mounts, Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
 			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: m.Propagation})
 	}
+	c.Mounts = append(c.Mounts, imageVolumes...)
 	if err := record.Save(s.recordPath(id), c); err != nil {
 		return nil, err
 	}

@@ -179,6 +179,7 @@ func (s *Service) Remove(ctx context.Context, id string) error {
 	if err := s.opts.Images.RemoveWritableLayer(id); err != nil {
 		return err
 	}
+	s.unmountImageVolumes(c.Mounts)
 	if err := s.forget(c); err != nil {
 		return err
 	}

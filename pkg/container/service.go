@@ -35,6 +35,8 @@ type Images interface {
 	CreateWritableLayer(id, name string, img image.ID) (*image.WritableLayer, error)
 	RemoveWritableLayer(id string) error
 	WritableLayerUsage(id string) (image.Usage, error)
+	MountImage(img image.ID) (string, error)
+	UnmountImage(img image.ID) error
 }
 
 // Pods finds the pod a container belongs to.
@@ -257,6 +259,7 @@ func (s *Service) undoInterrupted(c *Container) {
 	steps := []func() error{
 		func() error { return s.runtimeOf(c).Delete(ctx, c.ID) },
 		func() error { return s.opts.Images.RemoveWritableLayer(c.ID) },
+		func() error { s.unmountImageVolumes(c.Mounts); return nil },
 		func() error { return os.RemoveAll(filepath.Dir(s.recordPath(c.ID))) },
 	}
 	for _, step := range steps {

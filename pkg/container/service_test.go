@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,8 @@ import (
 type fakeImages struct {
 	mu     sync.Mutex
 	layers map[string]bool
+	mounts map[image.ID]int // image volumes mounted, by image
+	dir    string           // what an image volume's mount looks like
 }
 
 func (f *fakeImages) Status(_ context.Context, ref string) (*image.Image, error) {
@@ -54,6 +57,23 @@ func (f *fakeImages) RemoveWritableLayer(id string) error {
 }
 
 func (f *fakeImages) WritableLayerUsage(string) (image.Usage, error) { return image.Usage{}, nil }
+
+func (f *fakeImages) MountImage(img image.ID) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mounts[img]++
+	return f.dir, nil
+}
+
+func (f *fakeImages) UnmountImage(img image.ID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mounts[img] == 0 {
+		return errors.New("not mounted")
+	}
+	f.mounts[img]--
+	return nil
+}
 
 type fakePods struct{ dir string }
 
@@ -127,7 +147,11 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	return &fixture{root: t.TempDir(), images: &fakeImages{layers: map[string]bool{}}, runtime: &fakeRuntime{created: map[string]bool{}}, pods: fakePods{dir: podDir}}
+	imgDir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(imgDir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{root: t.TempDir(), images: &fakeImages{layers: map[string]bool{}, mounts: map[image.ID]int{}, dir: imgDir}, runtime: &fakeRuntime{created: map[string]bool{}}, pods: fakePods{dir: podDir}}
 }
 
 func (f *fixture) service(t *testing.T) *Service {
@@ -210,4 +234,77 @@ func TestStartUpUndoesAnInterruptedCreate(t *testing.T) {
 
 func writeRecord(s *Service, c *Container) error {
 	return record.Save(s.recordPath(c.ID), c)
+}
+
+// TestImageVolumes: an image volume's image is mounted for the container,
+// reported with its image, and released when the container goes, when the
+// create fails, and when start-up undoes an interrupted create.
+func TestImageVolumes(t *testing.T) {
+	f := newFixture(t)
+	s := f.service(t)
+	ctx := context.Background()
+	img := image.ID(strings.Repeat("ab", 32))
+	withVolume := func(name, sub string) CreateRequest {
+		r := request(name)
+		r.ImageVolumes = []ImageVolume{{ContainerPath: "/vol", Image: "busybox", SubPath: sub}}
+		return r
+	}
+
+	c, err := s.Create(ctx, withVolume("a", "etc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.images.mounts[img] != 1 {
+		t.Fatalf("image mounts after create: %d; want 1", f.images.mounts[img])
+	}
+	if len(c.Mounts) != 1 || c.Mounts[0].ImageID != img || c.Mounts[0].Image != "busybox" || c.Mounts[0].ImageSubPath != "etc" || !c.Mounts[0].Readonly {
+		t.Fatalf("recorded mounts %+v; want the image volume", c.Mounts)
+	}
+	var bound bool
+	for _, m := range c.Spec.Mounts {
+		if m.Destination == "/vol" && m.Source == filepath.Join(f.images.dir, "etc") && slices.Contains(m.Options, "ro") && !slices.Contains(m.Options, "noexec") {
+			bound = true
+		}
+	}
+	if !bound {
+		t.Fatalf("spec mounts %+v; want %s/etc bound read-only (and executable) at /vol", c.Spec.Mounts, f.images.dir)
+	}
+
+	// A missing sub-path, an image not pulled, a failing runtime: nothing stays mounted.
+	if _, err := s.Create(ctx, withVolume("b", "nope")); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("missing sub-path: %v; want InvalidArgument", err)
+	}
+	bad := request("c")
+	bad.ImageVolumes = []ImageVolume{{ContainerPath: "/vol", Image: "alpine"}}
+	if _, err := s.Create(ctx, bad); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("image volume not pulled: %v; want NotFound", err)
+	}
+	f.runtime.failWith = errors.New("runc create: boom")
+	if _, err := s.Create(ctx, withVolume("d", "")); err == nil {
+		t.Fatal("Create succeeded although runc failed")
+	}
+	f.runtime.failWith = nil
+	if f.images.mounts[img] != 1 {
+		t.Fatalf("image mounts after failed creates: %d; want 1", f.images.mounts[img])
+	}
+
+	if err := s.Remove(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if f.images.mounts[img] != 0 {
+		t.Fatalf("image mounts after remove: %d; want 0", f.images.mounts[img])
+	}
+
+	// Interrupted after the mount: start-up releases it.
+	c, err = s.Create(ctx, withVolume("e", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeRecord(s, &Container{ID: c.ID, PodID: c.PodID, Name: c.Name, Handler: "runc", State: creating, Mounts: c.Mounts}); err != nil {
+		t.Fatal(err)
+	}
+	f.service(t)
+	if f.images.mounts[img] != 0 {
+		t.Fatalf("image mounts after start-up undid the create: %d; want 0", f.images.mounts[img])
+	}
 }

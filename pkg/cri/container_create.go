@@ -57,6 +57,17 @@ func createRequest(req *runtimeapi.CreateContainerRequest) (container.CreateRequ
 		in.Env = append(in.Env, kv.GetKey()+"="+string(kv.GetValue()))
 	}
 	for _, m := range cfg.GetMounts() {
+		if img := m.GetImage().GetImage(); img != "" {
+			// An image volume (KEP-4639): read-only by definition.
+			if !m.GetReadonly() {
+				return out, fmt.Errorf("mount %q: image volumes must be read-only: %w", m.GetContainerPath(), errdefs.ErrInvalidArgument)
+			}
+			if err := container.ValidateImageSubPath(m.GetImageSubPath()); err != nil {
+				return out, fmt.Errorf("mount %q: %w", m.GetContainerPath(), err)
+			}
+			out.ImageVolumes = append(out.ImageVolumes, container.ImageVolume{ContainerPath: m.GetContainerPath(), Image: img, SubPath: m.GetImageSubPath()})
+			continue
+		}
 		p, err := propagation(m.GetPropagation())
 		if err != nil {
 			return out, err

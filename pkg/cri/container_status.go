@@ -74,8 +74,14 @@ func containerStatus(c *container.Container) *runtimeapi.ContainerStatus {
 		LogPath:     c.LogPath,
 	}
 	for _, m := range c.Mounts {
-		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
-			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: criPropagation(m.Propagation)})
+		cm := &runtimeapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
+			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: criPropagation(m.Propagation)}
+		if m.ImageID != "" {
+			// image_ref is what PullImage answered for the image.
+			cm.Image = &runtimeapi.ImageSpec{Image: m.Image, ImageRef: m.ImageID.String()}
+			cm.ImageSubPath = m.ImageSubPath
+		}
+		st.Mounts = append(st.Mounts, cm)
 	}
 	st.Resources = statusResources(c)
 	st.User = containerUser(c)

@@ -29,6 +29,11 @@ func (s *Service) Remove(_ context.Context, ref string) error {
 	} else if len(users) > 0 {
 		return fmt.Errorf("image %s is used by container(s) %s; remove them first: %w", ref, strings.Join(users, ", "), errdefs.ErrFailedPrecondition)
 	}
+	if _, n, err := s.imageMounts(img.ID); err != nil {
+		return err
+	} else if n > 0 {
+		return fmt.Errorf("image %s is mounted as an image volume by %d container(s); remove them first: %w", ref, n, errdefs.ErrFailedPrecondition)
+	}
 	if _, err := s.store.DeleteImage(img.ID, true); err != nil {
 		if errors.Is(err, storage.ErrImageUnknown) {
 			return nil
