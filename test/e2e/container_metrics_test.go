@@ -107,10 +107,10 @@ func TestPodSandboxMetrics(t *testing.T) {
 			t.Fatalf("container metrics = %v; want the running container", pm.ContainerMetrics)
 		}
 		got = metricValues(pm)
-		return got["ctr:container_cpu_usage_seconds_total/total"] >= 1 && got["ctr:container_fs_usage_bytes"] >= 8<<20 &&
+		return got["ctr:container_cpu_user_seconds_total"] >= 1 && got["ctr:container_fs_usage_bytes"] >= 8<<20 &&
 			got["ctr:container_cpu_cfs_throttled_periods_total"] > 0
 	}) {
-		t.Fatalf("the busy container's metrics never showed a CPU second, CFS throttling and its 8 MiB file: %v", got)
+		t.Fatalf("the busy container's metrics never showed a second of user CPU, CFS throttling and its 8 MiB file: %v", got)
 	}
 	t.Logf("metric values: %v", got)
 	critestPodMetrics(t, pm, keys)
