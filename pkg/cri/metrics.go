@@ -21,8 +21,10 @@ func (s *runtimeService) ListMetricDescriptors(context.Context, *runtimeapi.List
 	return &runtimeapi.ListMetricDescriptorsResponse{Descriptors: metricDescriptors}, nil
 }
 
-// ListPodSandboxMetrics reports, for every ready pod, its network and cgroup
-// usage and its running containers' CPU, memory and writable layer.
+// ListPodSandboxMetrics reports, for every ready pod, its cgroup's usage and
+// its network, and for its running containers their cgroup's usage, their
+// writable layer and its filesystem, their resources and start time: the
+// metrics metricDescriptors describes.
 func (s *runtimeService) ListPodSandboxMetrics(context.Context, *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
 	m, err := s.podMetrics()
 	if err != nil {
