@@ -105,18 +105,6 @@ func Join(path string) error {
 	return m.Apply(os.Getpid())
 }
 
-// CPUStats: cumulative usage, and the rate since the previous sample.
-type CPUStats struct {
-	UsageCoreNanoSeconds uint64
-	UsageNanoCores       *uint64 // nil for a first sample
-}
-
-// MemoryStats in bytes (faults are counts).
-type MemoryStats struct {
-	WorkingSetBytes, UsageBytes, RSSBytes, PageFaults, MajorPageFaults uint64
-	AvailableBytes                                                     *uint64
-}
-
 // Sampler remembers the last CPU sample of each cgroup, to turn the
 // cumulative counter into a rate.
 type Sampler struct {
@@ -149,48 +137,4 @@ func (c *Sampler) Forget(key string) {
 	c.mu.Lock()
 	delete(c.last, key)
 	c.mu.Unlock()
-}
-
-// Stats reads CPU and memory usage of the cgroup at path; samples turns
-// the CPU counter into a rate.
-func Stats(samples *Sampler, path string) (*CPUStats, *MemoryStats, time.Time, error) {
-	m, err := manage(path)
-	if err != nil {
-		return nil, nil, time.Time{}, err
-	}
-	st, err := m.GetStats()
-	now := time.Now()
-	if err != nil {
-		return nil, nil, now, fmt.Errorf("read cgroup %s: %w", path, err)
-	}
-	cpu := &CPUStats{UsageCoreNanoSeconds: st.CpuStats.CpuUsage.TotalUsage}
-	cpu.UsageNanoCores = samples.rate(path, now, cpu.UsageCoreNanoSeconds)
-	return cpu, memoryStats(st), now, nil
-}
-
-// memoryStats derives the kubelet's working set (usage less inactive file
-// cache) from cgroup v1 or v2 counters.
-func memoryStats(st *cgroups.Stats) *MemoryStats {
-	ms := st.MemoryStats
-	get := func(v1, v2 string) uint64 {
-		if v, ok := ms.Stats[v1]; ok {
-			return v
-		}
-		return ms.Stats[v2]
-	}
-	out := &MemoryStats{
-		UsageBytes:      ms.Usage.Usage,
-		RSSBytes:        get("total_rss", "anon"),
-		PageFaults:      get("total_pgfault", "pgfault"),
-		MajorPageFaults: get("total_pgmajfault", "pgmajfault"),
-	}
-	inactive := get("total_inactive_file", "inactive_file")
-	if out.UsageBytes > inactive {
-		out.WorkingSetBytes = out.UsageBytes - inactive
-	}
-	if limit := ms.Usage.Limit; limit > 0 && limit < 1<<62 && limit > out.WorkingSetBytes {
-		avail := limit - out.WorkingSetBytes
-		out.AvailableBytes = &avail
-	}
-	return out
 }

@@ -43,9 +43,9 @@ func TestEnsureAndRemove(t *testing.T) {
 	if again, err := Ensure(leaf); err != nil || again != "" {
 		t.Fatalf("Ensure of an existing cgroup = %q, %v; want nothing created", again, err)
 	}
-	cpu, mem, at, err := Stats(&Sampler{}, leaf)
-	if err != nil || cpu == nil || mem == nil || at.IsZero() {
-		t.Fatalf("Stats = %v, %v, %v, %v", cpu, mem, at, err)
+	s, err := Stats(&Sampler{}, leaf)
+	if err != nil || s.CPU == nil || s.Memory == nil || s.Timestamp.IsZero() || s.Tasks == nil || s.Tasks.Processes != 0 {
+		t.Fatalf("Stats = %+v, %v; want CPU, memory and no processes", s, err)
 	}
 	sibling := base + "/pod/other"
 	if _, err := Ensure(sibling); err != nil {

@@ -16,6 +16,7 @@ type Stats struct {
 	Timestamp time.Time
 	CPU       *cgroup.CPUStats
 	Memory    *cgroup.MemoryStats
+	Cgroup    *cgroup.Sample   // the whole reading CPU and Memory come from
 	Network   []InterfaceStats // the pod's interfaces, the CNI one first
 }
 
@@ -23,6 +24,8 @@ type Stats struct {
 type InterfaceStats struct {
 	Name                                 string
 	RxBytes, RxErrors, TxBytes, TxErrors uint64
+	RxPackets, RxDropped                 uint64
+	TxPackets, TxDropped                 uint64
 }
 
 // interfaceStats reads the counters of every interface but loopback in the
@@ -48,7 +51,12 @@ func interfaceStats(nsPath string) ([]InterfaceStats, error) {
 		if a.Name == "lo" || a.Statistics == nil {
 			continue
 		}
-		s := InterfaceStats{Name: a.Name, RxBytes: a.Statistics.RxBytes, RxErrors: a.Statistics.RxErrors, TxBytes: a.Statistics.TxBytes, TxErrors: a.Statistics.TxErrors}
+		n := a.Statistics
+		s := InterfaceStats{
+			Name:    a.Name,
+			RxBytes: n.RxBytes, RxErrors: n.RxErrors, RxPackets: n.RxPackets, RxDropped: n.RxDropped,
+			TxBytes: n.TxBytes, TxErrors: n.TxErrors, TxPackets: n.TxPackets, TxDropped: n.TxDropped,
+		}
 		if a.Name == "eth0" {
 			out = append([]InterfaceStats{s}, out...)
 		} else {
@@ -64,11 +72,11 @@ func (m *Manager) Stats(id string) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpu, mem, at, err := cgroup.Stats(&m.samples, sb.CgroupParent)
+	cg, err := cgroup.Stats(&m.samples, sb.CgroupParent)
 	if err != nil {
 		return nil, err
 	}
-	st := &Stats{Timestamp: at, CPU: cpu, Memory: mem}
+	st := &Stats{Timestamp: cg.Timestamp, CPU: cg.CPU, Memory: cg.Memory, Cgroup: cg}
 	if p := sb.NetNSPath(); p != "" && sb.State == Ready {
 		if st.Network, err = interfaceStats(p); err != nil {
 			return nil, err
