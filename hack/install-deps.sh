@@ -15,6 +15,7 @@ packages=(
   # Headers containers/image and containers/storage need when built without
   # the Makefile's build tags, so that a plain `go build ./...` works too.
   pkg-config libgpgme-dev libbtrfs-dev
+  libseccomp-dev gcc           # to build runc when Debian's is too old (below)
 )
 
 missing=()
@@ -43,5 +44,22 @@ have=$(go env GOVERSION | sed 's/^go//')
 if [[ $(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1) != "$want" ]]; then
   echo "install-deps: Go $have is older than the $want go.mod needs" >&2
   exit 1
+fi
+# runc: pods with a user namespace of their own need idmapped mounts, which
+# runc has from 1.2; Debian 12 ships 1.1.5. Build the pinned release from the
+# Go module proxy into /usr/local/sbin, ahead of /usr/sbin on PATH.
+runc_want=1.5.2
+runc_have=$(runc --version 2>/dev/null | awk '/^runc version/{print $3}')
+if [[ $(printf '%s\n%s\n' 1.2.0 "${runc_have:-0}" | sort -V | head -1) != 1.2.0 ]]; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: runc ${runc_have:-missing} lacks idmapped mounts; run as root (sudo) to build runc $runc_want" >&2
+    exit 1
+  fi
+  echo "install-deps: runc ${runc_have:-missing} is older than 1.2; building runc $runc_want"
+  gobin=$(mktemp -d)
+  CGO_ENABLED=1 GOBIN="$gobin" go install -tags seccomp "github.com/opencontainers/runc@v$runc_want"
+  install -m 0755 "$gobin/runc" /usr/local/sbin/runc
+  rm -rf "$gobin"
+  hash -r
 fi
 echo "install-deps: all dependencies present (Go $have, $(runc --version | head -1), $(conmon --version | head -1))"

@@ -97,12 +97,15 @@ func Remove(path, top string) error {
 }
 
 // Join puts the calling process into the cgroup at path, in every hierarchy.
-func Join(path string) error {
+func Join(path string) error { return Move(path, os.Getpid()) }
+
+// Move puts process pid into the cgroup at path, in every hierarchy.
+func Move(path string, pid int) error {
 	m, err := manage(path)
 	if err != nil {
 		return err
 	}
-	return m.Apply(os.Getpid())
+	return m.Apply(pid)
 }
 
 // Sampler remembers the last CPU sample of each cgroup, to turn the

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/cri-runtime/cri-runtime/pkg/crashpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
@@ -164,7 +166,7 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	}
 	crashpoint.Hit("ctr-create:record")
 
-	layer, err := s.opts.Images.CreateWritableLayer(id, pod.ID[:12]+"-"+req.Name+"-"+id[:12], img.ID)
+	layer, err := s.opts.Images.CreateWritableLayer(id, pod.ID[:12]+"-"+req.Name+"-"+id[:12], img.ID, layerMappings(pod.Config.UserNS))
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +247,9 @@ func (s *Service) specInput(req CreateRequest, pod *sandbox.Sandbox, img *image.
 		}
 		return spec.Namespace{Mode: spec.Pod, Path: pod.Namespaces[kind]}
 	}
+	if u := pod.Config.UserNS; u != nil {
+		in.UserNS = &spec.UserNamespace{Path: pod.UserNSPath(), UIDs: specMaps(u.UIDs), GIDs: specMaps(u.GIDs)}
+	}
 	in.Network = podNS("net", pod.Config.HostNetwork)
 	in.UTS = podNS("uts", pod.Config.HostNetwork)
 	in.IPC = podNS("ipc", pod.Config.HostIPC)
@@ -298,4 +303,28 @@ func containerLogPath(dir, rel string) (string, error) {
 		return "", fmt.Errorf("log_path %q escapes the pod's log directory: %w", rel, errdefs.ErrInvalidArgument)
 	}
 	return full, nil
+}
+
+// layerMappings are the writable layer's ID mappings for a pod's user
+// namespace (nil for the node's).
+func layerMappings(u *sandbox.UserNS) *image.IDMappings {
+	if u == nil {
+		return nil
+	}
+	conv := func(in []sandbox.IDMap) []image.IDMap {
+		out := make([]image.IDMap, 0, len(in))
+		for _, m := range in {
+			out = append(out, image.IDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		return out
+	}
+	return &image.IDMappings{UIDs: conv(u.UIDs), GIDs: conv(u.GIDs)}
+}
+
+func specMaps(in []sandbox.IDMap) []specs.LinuxIDMapping {
+	out := make([]specs.LinuxIDMapping, 0, len(in))
+	for _, m := range in {
+		out = append(out, specs.LinuxIDMapping{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+	}
+	return out
 }

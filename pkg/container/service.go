@@ -32,7 +32,7 @@ import (
 // Images is what containers need of the image service.
 type Images interface {
 	Status(ctx context.Context, ref string) (*image.Image, error)
-	CreateWritableLayer(id, name string, img image.ID) (*image.WritableLayer, error)
+	CreateWritableLayer(id, name string, img image.ID, mappings *image.IDMappings) (*image.WritableLayer, error)
 	RemoveWritableLayer(id string) error
 	WritableLayerUsage(id string) (image.Usage, error)
 	MountImage(img image.ID) (string, error)

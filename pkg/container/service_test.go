@@ -42,7 +42,7 @@ func (f *fakeImages) Status(_ context.Context, ref string) (*image.Image, error)
 	return &image.Image{ID: image.ID(strings.Repeat("ab", 32)), Config: cfg}, nil
 }
 
-func (f *fakeImages) CreateWritableLayer(id, _ string, _ image.ID) (*image.WritableLayer, error) {
+func (f *fakeImages) CreateWritableLayer(id, _ string, _ image.ID, _ *image.IDMappings) (*image.WritableLayer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.layers[id] = true

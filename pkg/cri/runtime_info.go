@@ -91,6 +91,7 @@ func (s *runtimeService) runtimeHandlers() []*runtimeapi.RuntimeHandler {
 		f := s.opts.HandlerFeatures[h]
 		out = append(out, &runtimeapi.RuntimeHandler{Name: h, Features: &runtimeapi.RuntimeHandlerFeatures{
 			RecursiveReadOnlyMounts: f.RecursiveReadOnlyMounts,
+			UserNamespaces:          f.UserNamespaces,
 		}})
 	}
 	return out

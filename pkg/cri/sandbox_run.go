@@ -23,6 +23,9 @@ func (s *runtimeService) RunPodSandbox(ctx context.Context, req *runtimeapi.RunP
 		return nil, err
 	}
 	cfg.RuntimeHandler = req.GetRuntimeHandler()
+	if cfg.UserNS != nil && !s.opts.HandlerFeatures[cfg.RuntimeHandler].UserNamespaces {
+		return nil, fmt.Errorf("runtime handler %q cannot run pods in a user namespace of their own on this host (it needs an OCI runtime with idmapped mounts, such as runc >= 1.2, and a kernel that idmaps the daemon's root): %w", cfg.RuntimeHandler, errdefs.ErrFailedPrecondition)
+	}
 	sb, err := s.opts.Sandboxes.Run(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -56,6 +59,16 @@ func sandboxConfig(c *runtimeapi.PodSandboxConfig) (sandbox.Config, error) {
 	default:
 		return cfg, fmt.Errorf("namespace_options.pid %v is not valid for a pod: %w", ns.GetPid(), errdefs.ErrInvalidArgument)
 	}
+	switch u := ns.GetUsernsOptions(); u.GetMode() {
+	case runtimeapi.NamespaceMode_NODE:
+	case runtimeapi.NamespaceMode_POD:
+		cfg.UserNS = &sandbox.UserNS{UIDs: idMaps(u.GetUids()), GIDs: idMaps(u.GetGids())}
+		if err := cfg.UserNS.Validate(); err != nil {
+			return cfg, err
+		}
+	default:
+		return cfg, fmt.Errorf("namespace_options.userns_options.mode %v: a pod's user namespace is the node's (NODE) or its own (POD): %w", u.GetMode(), errdefs.ErrInvalidArgument)
+	}
 	if ns.GetNetwork() != runtimeapi.NamespaceMode_POD && ns.GetNetwork() != runtimeapi.NamespaceMode_NODE ||
 		ns.GetIpc() != runtimeapi.NamespaceMode_POD && ns.GetIpc() != runtimeapi.NamespaceMode_NODE {
 		return cfg, fmt.Errorf("namespace_options: network and ipc must be POD or NODE for a pod: %w", errdefs.ErrInvalidArgument)
@@ -76,6 +89,14 @@ func sandboxConfig(c *runtimeapi.PodSandboxConfig) (sandbox.Config, error) {
 		})
 	}
 	return cfg, nil
+}
+
+func idMaps(in []*runtimeapi.IDMapping) []sandbox.IDMap {
+	out := make([]sandbox.IDMap, 0, len(in))
+	for _, m := range in {
+		out = append(out, sandbox.IDMap{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()})
+	}
+	return out
 }
 
 func resources(r *runtimeapi.LinuxContainerResources) *sandbox.Resources {

@@ -63,9 +63,10 @@ func podStatus(sb *sandbox.Sandbox) *runtimeapi.PodSandboxStatus {
 		State:     podState(sb.State),
 		CreatedAt: sb.CreatedAt.UnixNano(),
 		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: &runtimeapi.NamespaceOption{
-			Network: nsMode(sb.Config.HostNetwork),
-			Pid:     pidMode(sb.Config.PIDMode),
-			Ipc:     nsMode(sb.Config.HostIPC),
+			Network:       nsMode(sb.Config.HostNetwork),
+			Pid:           pidMode(sb.Config.PIDMode),
+			Ipc:           nsMode(sb.Config.HostIPC),
+			UsernsOptions: usernsOptions(sb.Config.UserNS),
 		}}},
 		Labels:         sb.Config.Labels,
 		Annotations:    sb.Config.Annotations,
@@ -115,4 +116,19 @@ func (s *runtimeService) StreamPodSandboxes(req *runtimeapi.StreamPodSandboxesRe
 	return inBatches(items, func(b []*runtimeapi.PodSandbox) error {
 		return stream.Send(&runtimeapi.StreamPodSandboxesResponse{PodSandboxes: b})
 	})
+}
+
+// usernsOptions reports a pod's user namespace as the kubelet asked for it.
+func usernsOptions(u *sandbox.UserNS) *runtimeapi.UserNamespace {
+	if u == nil {
+		return &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}
+	}
+	conv := func(maps []sandbox.IDMap) []*runtimeapi.IDMapping {
+		out := make([]*runtimeapi.IDMapping, 0, len(maps))
+		for _, m := range maps {
+			out = append(out, &runtimeapi.IDMapping{ContainerId: m.ContainerID, HostId: m.HostID, Length: m.Size})
+		}
+		return out
+	}
+	return &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: conv(u.UIDs), Gids: conv(u.GIDs)}
 }

@@ -131,7 +131,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		defer rt.Close()
 		runtimes[name] = rt
 		handlerNames = append(handlerNames, name)
-		features[name] = oci.ProbeFeatures(ctx, lookPath(path))
+		features[name] = oci.ProbeFeatures(ctx, lookPath(path), cfg.Root)
 		if name == cfg.Runtime.DefaultHandler() {
 			features[""] = features[name]
 		}

@@ -3,9 +3,12 @@ package image
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/idtools"
 )
 
 // WritableLayer is a container's own layer on top of its image's, mounted.
@@ -13,14 +16,38 @@ type WritableLayer struct {
 	Rootfs string // where the layer stack is mounted
 }
 
+// IDMap maps Size IDs from ContainerID in a user namespace to HostID.
+type IDMap struct{ ContainerID, HostID, Size int }
+
+// IDMappings are a container's user namespace mappings: its writable layer
+// and its image's files are then seen as owned by the container's IDs
+// (through idmapped mounts where the kernel has them, else a copy of the
+// image's layers chowned by containers/storage).
+type IDMappings struct{ UIDs, GIDs []IDMap }
+
+func storageMaps(in []IDMap) []idtools.IDMap {
+	out := make([]idtools.IDMap, 0, len(in))
+	for _, m := range in {
+		out = append(out, idtools.IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+	}
+	return out
+}
+
 // CreateWritableLayer makes the writable layer of container id (named
-// name) on top of image, and mounts it. It holds the same lock as pulls, so
-// the removal of unused layers never sees the new layer before the
-// container that owns it.
-func (s *Service) CreateWritableLayer(id, name string, image ID) (*WritableLayer, error) {
+// name) on top of image, and mounts it; mappings (nil for none) are the
+// container's user namespace. It holds the same lock as pulls, so the
+// removal of unused layers never sees the new layer before the container
+// that owns it.
+func (s *Service) CreateWritableLayer(id, name string, image ID, mappings *IDMappings) (*WritableLayer, error) {
 	s.layersMu.RLock()
 	defer s.layersMu.RUnlock()
-	if _, err := s.store.CreateContainer(id, []string{name}, image.Hex(), "", "", nil); err != nil {
+	var opts *storage.ContainerOptions
+	if mappings != nil {
+		opts = &storage.ContainerOptions{IDMappingOptions: storage.IDMappingOptions{
+			UIDMap: storageMaps(mappings.UIDs), GIDMap: storageMaps(mappings.GIDs),
+		}}
+	}
+	if _, err := s.store.CreateContainer(id, []string{name}, image.Hex(), "", "", opts); err != nil {
 		if errors.Is(err, storage.ErrDuplicateName) || errors.Is(err, storage.ErrDuplicateID) {
 			return nil, fmt.Errorf("writable layer for %s: %w", id, err)
 		}
@@ -30,6 +57,16 @@ func (s *Service) CreateWritableLayer(id, name string, image ID) (*WritableLayer
 	if err != nil {
 		_ = s.store.DeleteContainer(id)
 		return nil, fmt.Errorf("mount container %s: %w", id, err)
+	}
+	if mappings != nil {
+		// The container's root reaches its rootfs as an unprivileged user
+		// on the node: the layer's directory, where the mount point is,
+		// must be searchable (the graph root is, see Open).
+		if err := os.Chmod(filepath.Dir(rootfs), 0o711); err != nil {
+			_, _ = s.store.Unmount(id, true)
+			_ = s.store.DeleteContainer(id)
+			return nil, fmt.Errorf("make the layer of container %s searchable: %w", id, err)
+		}
 	}
 	return &WritableLayer{Rootfs: rootfs}, nil
 }

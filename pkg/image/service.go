@@ -82,6 +82,15 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image store %s (%s driver): %w", storeOpts.GraphRoot, storeOpts.GraphDriverName, err)
 	}
+	// A container in a user namespace of its own reaches its root
+	// filesystem, below these, as an unprivileged user on the node: they
+	// must be searchable (not listable) by others, as containerd's roots are.
+	for _, dir := range []string{store.GraphRoot(), filepath.Join(store.GraphRoot(), store.GraphDriverName())} {
+		if err := os.Chmod(dir, 0o711); err != nil && !errors.Is(err, os.ErrNotExist) {
+			store.Shutdown(false)
+			return nil, fmt.Errorf("make %s searchable: %w", dir, err)
+		}
+	}
 	tmp := filepath.Join(opts.Root, "tmp")
 	// Leftovers of pulls that were interrupted by a crash.
 	if err := os.RemoveAll(tmp); err != nil {

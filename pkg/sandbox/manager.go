@@ -281,7 +281,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	hostname := m.hostname(cfg)
 	nsDir := filepath.Join(sb.Dir, "ns")
 	undo = append(undo, func() error { return m.unpinAll(sb) })
-	err = createNamespaces(nsDir, kinds, func() error {
+	inside := func() error {
 		if !cfg.HostNetwork {
 			if err := loopbackUp(); err != nil {
 				return err
@@ -293,7 +293,19 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 			}
 		}
 		return writeSysctls(cfg.Sysctls)
-	})
+	}
+	if cfg.UserNS != nil {
+		// The pod's init, when it has one, is born in the user namespace.
+		sharedPID := cfg.PIDMode == PIDPod
+		if sharedPID {
+			kinds = append(kinds, pidNS)
+			undo = append(undo, func() error { m.stopPause(sb); return nil })
+		}
+		err = m.createUserNamespaces(sb, nsDir, kinds, sharedPID, inside)
+		kinds = append(kinds, userNS)
+	} else {
+		err = createNamespaces(nsDir, kinds, inside)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create namespaces of pod %s: %w", id, err)
 	}
@@ -322,8 +334,16 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 
 	phases.done("cgroup")
 
-	// A shared PID namespace needs an init to live.
-	if cfg.PIDMode == PIDPod {
+	// A shared PID namespace needs an init to live. In a user namespace it
+	// was started with the namespaces, and is moved into the pod's cgroup
+	// here, which it cannot join itself.
+	if cfg.PIDMode == PIDPod && cfg.UserNS != nil {
+		if m.opts.CgroupDriver != "systemd" {
+			if err := cgroup.Move(sb.CgroupParent, sb.PausePID); err != nil {
+				return nil, fmt.Errorf("move the pod's init into its cgroup: %w", err)
+			}
+		}
+	} else if cfg.PIDMode == PIDPod {
 		if m.opts.PauseBinary == "" {
 			return nil, errNoPauseBinary
 		}
@@ -412,7 +432,7 @@ func (m *Manager) cniPod(sb *Sandbox) cni.Pod {
 
 func (m *Manager) unpinAll(sb *Sandbox) error {
 	var first error
-	for _, k := range []nsKind{netNS, ipcNS, utsNS, pidNS} {
+	for _, k := range []nsKind{netNS, ipcNS, utsNS, pidNS, userNS} {
 		if err := unpin(filepath.Join(sb.Dir, "ns", k.name)); err != nil && first == nil {
 			first = err
 		}

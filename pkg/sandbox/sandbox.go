@@ -86,6 +86,8 @@ type Config struct {
 	RuntimeHandler string            `json:"runtimeHandler,omitempty"`
 	Overhead       *Resources        `json:"overhead,omitempty"`
 	Resources      *Resources        `json:"resources,omitempty"`
+	// UserNS, when set, gives the pod a user namespace of its own.
+	UserNS *UserNS `json:"userNS,omitempty"`
 }
 
 // Sandbox is a pod sandbox as persisted under --root. Values handed out by
@@ -132,6 +134,9 @@ func (s *Sandbox) IPs() []string {
 
 // PIDNSPath is the pod's shared PID namespace, "" unless PIDMode is PIDPod.
 func (s *Sandbox) PIDNSPath() string { return s.Namespaces[pidNS.name] }
+
+// UserNSPath is the pod's user namespace, "" unless Config.UserNS is set.
+func (s *Sandbox) UserNSPath() string { return s.Namespaces[userNS.name] }
 
 // NetNSPath is the pod's network namespace, "" for host-network pods.
 func (s *Sandbox) NetNSPath() string { return s.Namespaces[netNS.name] }

@@ -29,6 +29,14 @@ func setMounts(g *generate.Generator, in Input) error {
 	if err != nil {
 		return err
 	}
+	if u := in.UserNS; u != nil {
+		// Volumes keep their owners as the pod sees them: root on the node
+		// is root in the pod (idmapped mounts, done by the runtime).
+		for i := range req {
+			req[i].UIDMappings = append([]specs.LinuxIDMapping(nil), u.UIDs...)
+			req[i].GIDMappings = append([]specs.LinuxIDMapping(nil), u.GIDs...)
+		}
+	}
 	defaults := append(systemMounts(in.Security.Privileged), podMounts(in)...)
 	defaults = slices.DeleteFunc(defaults, func(d specs.Mount) bool {
 		return slices.ContainsFunc(req, func(m specs.Mount) bool { return within(d.Destination, m.Destination) })

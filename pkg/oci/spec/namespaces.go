@@ -37,6 +37,14 @@ func setNamespaces(g *generate.Generator, in Input) error {
 		list = append(list, entry...)
 	}
 	list = append(list, specs.LinuxNamespace{Type: specs.MountNamespace})
+	if u := in.UserNS; u != nil {
+		if u.Path == "" || len(u.UIDs) == 0 || len(u.GIDs) == 0 {
+			return fmt.Errorf("user namespace: a path and mappings are needed: %w", errdefs.ErrInvalidArgument)
+		}
+		// Joined by path, its mappings are the namespace's own: runc wants
+		// them not repeated.
+		list = append(list, specs.LinuxNamespace{Type: specs.UserNamespace, Path: u.Path})
+	}
 	g.Config.Linux.Namespaces = list
 
 	if in.UTS.Mode == Pod {

@@ -91,3 +91,42 @@ func TestNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// TestUserNamespace: a pod's user namespace is joined by path, and the request's bind mounts are idmapped with them; the
+// pod's own files are not.
+func TestUserNamespace(t *testing.T) {
+	maps := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	in := baseInput(t)
+	vol := t.TempDir()
+	in.Mounts = []Mount{{ContainerPath: "/data", HostPath: vol}}
+	in.UserNS = &UserNamespace{Path: "/run/ns/user", UIDs: maps, GIDs: maps}
+	s, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/run/ns/user"}) {
+		t.Errorf("namespaces %v; want the pod's user namespace joined", s.Linux.Namespaces)
+	}
+	if len(s.Linux.UIDMappings) != 0 || len(s.Linux.GIDMappings) != 0 {
+		t.Errorf("mappings %v %v; want none (the joined namespace has them)", s.Linux.UIDMappings, s.Linux.GIDMappings)
+	}
+	for _, m := range s.Mounts {
+		idmapped := len(m.UIDMappings) > 0 && len(m.GIDMappings) > 0
+		if want := m.Destination == "/data"; idmapped != want {
+			t.Errorf("mount %s: idmapped %v; want %v", m.Destination, idmapped, want)
+		}
+	}
+
+	in.UserNS = &UserNamespace{Path: "/run/ns/user"}
+	_, err = Build(in)
+	wantInvalid(t, err)
+
+	// Without one, nothing of it.
+	in.UserNS = nil
+	if s, err = Build(in); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Linux.UIDMappings) != 0 || slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace }) {
+		t.Errorf("no user namespace asked for, but the spec has %v %v", s.Linux.Namespaces, s.Linux.UIDMappings)
+	}
+}

@@ -13,6 +13,8 @@
 // (capabilities, masked paths, seccomp, AppArmor) and resources.go.
 package spec
 
+import specs "github.com/opencontainers/runtime-spec/specs-go"
+
 // NamespaceMode says where a container's namespace comes from.
 type NamespaceMode int
 
@@ -50,6 +52,12 @@ type Namespace struct {
 	Path string
 }
 
+// UserNamespace is a user namespace to join, at Path, and its mappings.
+type UserNamespace struct {
+	Path       string
+	UIDs, GIDs []specs.LinuxIDMapping
+}
+
 // Input is everything Build needs; it carries no behaviour.
 type Input struct {
 	// ID is the container ID. It is not written into the spec; it only
@@ -73,8 +81,11 @@ type Input struct {
 	// Network, IPC and UTS are Pod or Node; PID is Container, Pod, Node or
 	// Target.
 	Network, IPC, UTS, PID Namespace
-	Mounts                 []Mount
-	Devices                []Device
+	// UserNS, when set, is the pod's user namespace the container joins;
+	// the request's bind mounts are then idmapped with its mappings.
+	UserNS  *UserNamespace
+	Mounts  []Mount
+	Devices []Device
 	// HostsPath, HostnamePath and ResolvConfPath are the pod's files,
 	// bind-mounted at /etc/hosts, /etc/hostname and /etc/resolv.conf when
 	// set. ShmPath is the pod's /dev/shm; "" means host IPC, and the host's

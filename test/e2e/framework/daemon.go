@@ -74,6 +74,11 @@ func NewDaemon(t testing.TB, opts Options) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Searchable by others, as /var/lib is: a container in a user namespace
+	// of its own reaches its root filesystem through it.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	dirsMu.Lock()
 	dirs[dir] = true
 	dirsMu.Unlock()
