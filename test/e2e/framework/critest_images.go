@@ -57,7 +57,7 @@ const (
 //
 // What critest checks, and so what each image must be:
 //   - e2e-test-images/busybox:1.29-2, the default container image: a busybox shell whose
-//     /etc/passwd has nobody;
+//     /etc/passwd has nobody, with pgrep and ipcs (as all the busybox-based ones here);
 //   - test-image-user-*: Config.User 1002, www-data, 1003:1004 and www-data:1004, which
 //     ImageStatus reports as uid or username;
 //   - test-image-predefined-group: user 1000 (default-user) in group 50000
@@ -86,7 +86,12 @@ func BuildCritestImages(busyboxPath, helperPath string) ([]*TestImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	bb := []historyLayer{base, users}
+	// Debian's busybox has no pgrep and no ipcs, which critest runs in the default image.
+	applets, err := helperLayerLinks("pgrep and ipcs", helper, "bin/pgrep", 0o755, []string{"bin/ipcs"}, "bin")
+	if err != nil {
+		return nil, err
+	}
+	bb := []historyLayer{base, users, applets}
 	shell := []string{"sh"}
 
 	type build struct {
@@ -249,12 +254,19 @@ func etcLayer(createdBy, passwd, group string) (historyLayer, error) {
 }
 
 // helperLayer puts the helper program at path (with mode, owned by root) and creates the
-// directories dirs (0755, root) before it.
+// directories dirs (0755, root) before it; links are hard links to path.
 func helperLayer(createdBy string, helper []byte, path string, mode int64, dirs ...string) (historyLayer, error) {
+	return helperLayerLinks(createdBy, helper, path, mode, nil, dirs...)
+}
+
+func helperLayerLinks(createdBy string, helper []byte, path string, mode int64, links []string, dirs ...string) (historyLayer, error) {
 	var lb layerBuilder
 	for _, d := range dirs {
 		lb.dir(d, 0o755, 0, 0)
 	}
 	lb.file(path, mode, helper)
+	for _, l := range links {
+		lb.link(l, path)
+	}
 	return lb.layer(createdBy)
 }
