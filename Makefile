@@ -14,7 +14,7 @@ LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build build-race deps run test test-unit test-e2e critest tools churn bench lint clean
+.PHONY: all build build-race deps run test test-unit test-e2e critest critest-images tools churn bench lint clean
 
 all: build
 
@@ -56,6 +56,13 @@ tools:
 critest: build tools
 	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRITEST_BINARY=$(abspath $(CRITEST)) \
 	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 20m -v ./test/critest/
+
+# Serve critest's images until interrupted, and write bin/critest-registries.conf
+# leading to them, for running bin/critest by hand (README, Testing).
+critest-images:
+	mkdir -p bin
+	CRITEST_SERVE_IMAGES=$(abspath bin/critest-registries.conf) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 24h -run '^TestServeCritestImages$$' -v ./test/critest/
 
 # The full churn: 8 clients × 500 pod and container lifecycles against the
 # race-detector build (test-e2e runs 20 per client).

@@ -16,11 +16,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,24 +60,8 @@ func TestCritest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	helper := buildHelper(t, dir)
-
-	reg, err := framework.StartRegistry(framework.RegistryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Close)
-	images, err := reg.PushCritestImages(framework.DefaultBusyboxPath, helper)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ti := range images {
-		t.Logf("serving %s (%s) as %s", ti.Name, ti.Digest, reg.Ref(ti.Repo, ti.Tag))
-	}
 	registriesConf := filepath.Join(dir, "registries.conf")
-	if err := reg.WriteRegistriesConfRedirecting(registriesConf, framework.CritestRegistries); err != nil {
-		t.Fatal(err)
-	}
+	serveImages(t, dir, registriesConf)
 
 	d := framework.StartDaemon(t, framework.Options{
 		Binary: binary,
@@ -109,6 +95,52 @@ func TestCritest(t *testing.T) {
 	}
 	if path := os.Getenv("CRITEST_ARTIFACTS"); path != "" {
 		saveArtifacts(t, path, out, reportPath)
+	}
+}
+
+// TestServeCritestImages, with CRITEST_SERVE_IMAGES=<path>, serves critest's images and
+// writes a registries.conf leading to them at path, then waits for an interrupt (or the test
+// timeout): for running bin/critest by hand against a daemon started with
+// --registries-conf <path>. `make critest-images` runs it.
+func TestServeCritestImages(t *testing.T) {
+	path := os.Getenv("CRITEST_SERVE_IMAGES")
+	if path == "" {
+		t.Skip("CRITEST_SERVE_IMAGES is not set")
+	}
+	serveImages(t, t.TempDir(), path)
+	fmt.Printf("critest images served; start the daemon with --registries-conf %s and run bin/critest; interrupt to stop\n", path)
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(c)
+	timeout := time.Hour
+	if deadline, ok := t.Deadline(); ok {
+		timeout = time.Until(deadline) - 10*time.Second
+	}
+	select {
+	case <-c:
+	case <-time.After(timeout):
+	}
+}
+
+// serveImages builds critest's images, serves them from an in-process registry that is
+// closed when the test ends, and writes registriesConf to redirect critest's registries there.
+func serveImages(t *testing.T, dir, registriesConf string) {
+	t.Helper()
+	helper := buildHelper(t, dir)
+	reg, err := framework.StartRegistry(framework.RegistryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	images, err := reg.PushCritestImages(framework.DefaultBusyboxPath, helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ti := range images {
+		t.Logf("serving %s (%s) as %s", ti.Name, ti.Digest, reg.Ref(ti.Repo, ti.Tag))
+	}
+	if err := reg.WriteRegistriesConfRedirecting(registriesConf, framework.CritestRegistries); err != nil {
+		t.Fatal(err)
 	}
 }
 
