@@ -215,12 +215,14 @@ type specReport struct {
 	LeafNodeText            string
 	State                   string
 	RunTime                 time.Duration
-	Failure                 *struct {
-		Message  string
-		Location struct {
-			FileName   string
-			LineNumber int
-		}
+	Failure                 *specFailure
+}
+
+type specFailure struct {
+	Message  string
+	Location struct {
+		FileName   string
+		LineNumber int
 	}
 }
 
