@@ -81,6 +81,9 @@ func TestCritest(t *testing.T) {
 	}
 	sum := summarize(reports, known)
 	t.Log(sum.text())
+	if line := critestTally(out); line != "" {
+		t.Logf("critest's own tally: %s", line)
+	}
 	if len(sum.specs) == 0 {
 		t.Fatalf("critest ran no specs (exit: %v); the end of its output:\n%s", runErr, tail(out, 60))
 	}
@@ -467,6 +470,18 @@ func removeNewShm(t *testing.T, before map[int]int) {
 	if removed > 0 {
 		t.Logf("removed %d shared memory segments critest created on the host (ipcmk) and left", removed)
 	}
+}
+
+// critestTally returns Ginkgo's closing "N Passed | N Failed | ..." line from critest's output.
+func critestTally(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], " Passed | ") {
+			return strings.TrimSpace(lines[i])
+		}
+	}
+	return ""
 }
 
 // tail returns the last n lines of the file at path.
