@@ -75,6 +75,9 @@ func TestCritest(t *testing.T) {
 	shmBefore := shmSegments(t)
 	out, runErr := runCritest(t, critest, d.Socket, dir, reportPath)
 	removeNewShm(t, shmBefore)
+	if path := os.Getenv("CRITEST_ARTIFACTS"); path != "" {
+		saveArtifacts(t, path, out, reportPath)
+	}
 	reports, err := readReport(reportPath)
 	if err != nil {
 		t.Fatalf("critest produced no report (%v; exit: %v); the end of its output:\n%s", err, runErr, tail(out, 60))
@@ -100,9 +103,6 @@ func TestCritest(t *testing.T) {
 			len(sum.unexpected), knownFailuresFile, logHint())
 	} else if runErr != nil && sum.failed == 0 {
 		t.Errorf("critest failed with no failed spec: %v; the end of its output:\n%s", runErr, tail(out, 60))
-	}
-	if path := os.Getenv("CRITEST_ARTIFACTS"); path != "" {
-		saveArtifacts(t, path, out, reportPath)
 	}
 }
 
