@@ -6,12 +6,15 @@ TAGS    := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdrive
 BIN     := bin/cri-runtime
 # The daemon built with the race detector, which TestChurn runs.
 RACE_BIN := bin/cri-runtime-race
+# cri-tools' validation suite and CLI, built from the versions hack/tools/go.mod pins.
+CRITEST := bin/critest
+CRICTL  := bin/crictl
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build build-race deps run test test-unit test-e2e churn bench lint clean
+.PHONY: all build build-race deps run test test-unit test-e2e critest critest-images tools churn bench lint clean
 
 all: build
 
@@ -28,9 +31,10 @@ deps:
 run: deps build
 	exec $(BIN) $(ARGS)
 
-# Everything CI runs: lint, unit tests under the race detector, then the
-# end-to-end tests against the real daemon, runc, conmon and CNI plugins.
-test: deps build lint test-unit test-e2e
+# Everything CI runs: lint, unit tests under the race detector, the
+# end-to-end tests against the real daemon, runc, conmon and CNI plugins, then
+# cri-tools' critest against the same.
+test: deps build lint test-unit test-e2e critest
 
 test-unit:
 	$(GO) test -tags "$(TAGS)" -race -count=1 ./cmd/... ./pkg/... ./test/e2e/framework/...
@@ -38,6 +42,27 @@ test-unit:
 test-e2e: build build-race
 	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) \
 	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 30m ./test/e2e/
+
+# critest (cri-tools' CRI validation suite) and crictl, from their own module
+# so that their dependencies never mix with the daemon's. Only the Go module
+# proxy is needed; no cri-tools source is kept in this repository.
+tools:
+	cd hack/tools && $(GO) test -c -o $(abspath $(CRITEST)) sigs.k8s.io/cri-tools/cmd/critest
+	cd hack/tools && $(GO) build -o $(abspath $(CRICTL)) sigs.k8s.io/cri-tools/cmd/crictl
+
+# critest against the daemon on temporary directories, with every image it
+# pulls built by test/critest and served from 127.0.0.1 (README, Testing).
+# CRITEST_ARGS adds critest flags, e.g. CRITEST_ARGS=-ginkgo.focus=Networking.
+critest: build tools
+	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRITEST_BINARY=$(abspath $(CRITEST)) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 20m -v ./test/critest/
+
+# Serve critest's images until interrupted, and write bin/critest-registries.conf
+# leading to them, for running bin/critest by hand (README, Testing).
+critest-images:
+	mkdir -p bin
+	CRITEST_SERVE_IMAGES=$(abspath bin/critest-registries.conf) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 24h -run '^TestServeCritestImages$$' -v ./test/critest/
 
 # The full churn: 8 clients × 500 pod and container lifecycles against the
 # race-detector build (test-e2e runs 20 per client).

@@ -38,8 +38,19 @@ type registryEntry struct {
 // Each of insecure ("host:port": another test registry's Addr, or an address where nothing
 // listens) gets an entry of its own too, so that names on those hosts are pulled over plain HTTP.
 func (r *Registry) WriteRegistriesConf(path string, insecure ...string) error {
+	return r.writeRegistriesConf(path, redirectedRegistries, insecure)
+}
+
+// WriteRegistriesConfRedirecting is WriteRegistriesConf for another set of public registries:
+// every host in hosts (e.g. "gcr.io") is rewritten to this registry, the same way, and nothing
+// else is. critest's images live on more hosts than the e2e tests' (see CritestRegistries).
+func (r *Registry) WriteRegistriesConfRedirecting(path string, hosts []string) error {
+	return r.writeRegistriesConf(path, hosts, nil)
+}
+
+func (r *Registry) writeRegistriesConf(path string, redirected, insecure []string) error {
 	conf := registriesConf{UnqualifiedSearchRegistries: []string{"docker.io"}}
-	for _, prefix := range redirectedRegistries {
+	for _, prefix := range redirected {
 		conf.Registries = append(conf.Registries, registryEntry{Prefix: prefix, Location: r.Addr(), Insecure: true})
 	}
 	conf.Registries = append(conf.Registries, registryEntry{Location: r.Addr(), Insecure: true})
