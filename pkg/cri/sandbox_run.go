@@ -59,9 +59,10 @@ func sandboxConfig(c *runtimeapi.PodSandboxConfig) (sandbox.Config, error) {
 	default:
 		return cfg, fmt.Errorf("namespace_options.pid %v is not valid for a pod: %w", ns.GetPid(), errdefs.ErrInvalidArgument)
 	}
-	switch u := ns.GetUsernsOptions(); u.GetMode() {
-	case runtimeapi.NamespaceMode_NODE:
-	case runtimeapi.NamespaceMode_POD:
+	// No options is the node's user namespace (POD is the enum's zero value).
+	switch u := ns.GetUsernsOptions(); {
+	case u == nil, u.GetMode() == runtimeapi.NamespaceMode_NODE:
+	case u.GetMode() == runtimeapi.NamespaceMode_POD:
 		cfg.UserNS = &sandbox.UserNS{UIDs: idMaps(u.GetUids()), GIDs: idMaps(u.GetGids())}
 		if err := cfg.UserNS.Validate(); err != nil {
 			return cfg, err
