@@ -35,7 +35,9 @@ func (s *Service) Remove(_ context.Context, ref string) error {
 		return fmt.Errorf("image %s is mounted as an image volume by %d container(s); remove them first: %w", ref, n, errdefs.ErrFailedPrecondition)
 	}
 	if _, err := s.store.DeleteImage(img.ID, true); err != nil {
-		if errors.Is(err, storage.ErrImageUnknown) {
+		// A concurrent RemoveImage got there first: the image is gone,
+		// which is all this call promises (api.proto: idempotent).
+		if errors.Is(err, storage.ErrImageUnknown) || errors.Is(err, storage.ErrNotAnImage) {
 			return nil
 		}
 		if errors.Is(err, storage.ErrImageUsedByContainer) {

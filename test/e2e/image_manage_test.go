@@ -285,6 +285,25 @@ func TestRemoveImage(t *testing.T) {
 		}
 		mustBeAbsent(t, d, bb.id)
 	})
+	t.Run("concurrent removals all succeed", func(t *testing.T) {
+		// critest removes one image from several clients at once; the
+		// losers of the race must not fail (they did with "identifier is
+		// not an image").
+		d := startDaemon(t)
+		for round := range 5 {
+			pull(t, d, framework.BusyboxImage, bb)
+			errs := make(chan error, 4)
+			for range cap(errs) {
+				go func() { errs <- d.Images.RemoveImage(ctxT(t), spec(bb.id)) }()
+			}
+			for range cap(errs) {
+				if err := <-errs; err != nil {
+					t.Errorf("round %d: concurrent RemoveImage: %v", round, err)
+				}
+			}
+			mustBeAbsent(t, d, bb.id)
+		}
+	})
 }
 
 // TestImageFsInfoFollowsPullsAndRemovals compares the image filesystem's UsedBytes around a pull
