@@ -326,8 +326,14 @@ func (r *Runtime) Wait(ctx context.Context, id string) (Exit, error) {
 // and its bundle and exit file. Deleting a container that is not there is
 // not an error.
 func (r *Runtime) Delete(ctx context.Context, id string) error {
-	if _, err := r.runc(ctx, "delete", "--force", id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		return err
+	// A stopped container needs no --force, which makes runc kill the
+	// cgroup and sleep 100 ms before removing it even when nothing is left
+	// to kill: most of what RemoveContainer took. Only a container still
+	// running (an interrupted create, say) is deleted by force.
+	if _, err := r.runc(ctx, "delete", id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := r.runc(ctx, "delete", "--force", id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
 	}
 	for _, p := range []string{r.BundleDir(id), filepath.Join(r.exitDir(), id), filepath.Join(r.attachDir(), id)} {
 		if err := os.RemoveAll(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
