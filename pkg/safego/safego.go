@@ -1,0 +1,34 @@
+// Package safego starts the daemon's own goroutines so that a panic in one
+// is logged, with its stack, instead of killing the daemon: the gRPC
+// recovery interceptor only covers the goroutine serving an RPC, and a
+// daemon that dies on a bad record panics again on every restart.
+package safego
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+)
+
+// Go runs f in a new goroutine that recovers from a panic and logs it as
+// an error naming what (e.g. "watch container exit"). log may be nil
+// (slog.Default is used). The goroutine's work is lost; the daemon keeps
+// serving.
+func Go(log *slog.Logger, what string, f func()) {
+	go func() {
+		defer Recover(log, what)
+		f()
+	}()
+}
+
+// Recover, deferred at the top of a goroutine, logs a panic instead of
+// letting it end the process. It must be called directly by defer.
+func Recover(log *slog.Logger, what string) {
+	if r := recover(); r != nil {
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Error("recovered from a panic in a background goroutine; its work is lost", "goroutine", what,
+			"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	}
+}
