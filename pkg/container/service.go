@@ -26,6 +26,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/record"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 )
 
@@ -135,7 +136,7 @@ func New(opts Options, log *slog.Logger) (*Service, error) {
 		}
 	}
 	for _, id := range running {
-		go s.watch(id)
+		safego.Go(s.log, "watch container exit", func() { s.watch(id) })
 	}
 	return s, nil
 }
@@ -187,7 +188,15 @@ func (s *Service) Get(id string) (*Container, error) {
 	s.mu.Unlock()
 	if snapshot.State == Running {
 		if exit, ok := s.runtimeOf(snapshot).Exited(snapshot.ID); ok {
-			return s.recordExit(snapshot.ID, exit)
+			c, err := s.recordExit(snapshot.ID, exit)
+			if err == nil || errors.Is(err, errdefs.ErrNotFound) {
+				return c, err
+			}
+			// The record cannot be written now (a full disk): show the
+			// exit anyway. It is not lost: conmon's exit file keeps it,
+			// and the exit watcher records it once it can.
+			s.log.Warn("show an exit not yet recorded", "container", snapshot.ID, "err", err)
+			applyExit(snapshot, exit)
 		}
 	}
 	return snapshot, nil

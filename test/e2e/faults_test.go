@@ -1,0 +1,147 @@
+package e2e
+
+// Faults of the host under the daemon: a full disk under --root.
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/test/e2e/framework"
+)
+
+// smallRoot mounts a tmpfs of size bytes for a daemon's --root. It is
+// detached when the test ends, after the daemon (registered first, so it
+// runs last).
+func smallRoot(t *testing.T, size string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "crirt-small-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		os.Remove(dir)
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+		os.RemoveAll(dir)
+	})
+	return dir
+}
+
+// recordedState is the container's state as its record under root says.
+func recordedState(t *testing.T, root, id string) (state string, exitCode int32) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "containers", id, "container.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		State    string `json:"state"`
+		ExitCode int32  `json:"exitCode"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec.State, rec.ExitCode
+}
+
+// A container fills the disk under --root from its writable layer. The
+// daemon must keep serving: StopContainer and RemoveContainer, which must
+// write records, answer ResourceExhausted; ContainerStatus shows the exit;
+// a restart with the disk still full works; nothing is lost, and once
+// space returns the exit is recorded and the container removed.
+func TestFullDiskUnderRoot(t *testing.T) {
+	root := smallRoot(t, "48m")
+	reg := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
+	conf := filepath.Join(t.TempDir(), "registries.conf")
+	if err := reg.WriteRegistriesConf(conf); err != nil {
+		t.Fatal(err)
+	}
+	d := startPodDaemon(t, "--registries-conf", conf, "--root", root)
+	pull(t, d, framework.BusyboxImage, factsOf(t, framework.BusyboxImage))
+	// Ballast to free later: a file deleted from the container's layer
+	// behind the overlay's back keeps its space while the overlay holds it.
+	ballast := filepath.Join(root, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pod, podCfg := ctrPod(t, d, "fulldisk")
+	id := runCtr(t, d, pod, podCfg, shCfg("filler", "dd if=/dev/zero of=/fill bs=1M; echo filled; exec sleep 3600"))
+
+	full := func() bool {
+		var st unix.Statfs_t
+		return unix.Statfs(root, &st) == nil && st.Bavail == 0
+	}
+	if !eventually(time.Minute, full) {
+		t.Fatalf("the container did not fill %s", root)
+	}
+
+	alive := func(when string) {
+		t.Helper()
+		if _, err := d.Runtime.Version(ctxT(t), ""); err != nil {
+			t.Fatalf("%s: the daemon no longer answers: %v\n%s", when, err, d.ExitErr())
+		}
+	}
+	err := d.Runtime.StopContainer(ctxT(t), id, 0)
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("StopContainer on a full disk: %v; want ResourceExhausted", err)
+	}
+	time.Sleep(2 * time.Second) // the exit watcher has seen the exit too
+	alive("after StopContainer")
+	st := d.CtrStatus(t, id)
+	if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 {
+		t.Errorf("ContainerStatus after the kill: state %v, exit code %d; want EXITED, 137", st.State, st.ExitCode)
+	}
+	err = d.Runtime.RemoveContainer(ctxT(t), id)
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("RemoveContainer on a full disk: %v; want ResourceExhausted", err)
+	}
+
+	// Restart with the disk still full.
+	if err := d.Stop(unix.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("stop daemon: %v", err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatalf("restart on a full disk: %v\n%s", err, d.Logs())
+	}
+	time.Sleep(2 * time.Second) // the exit watchers run
+	alive("after the restart")
+	st = d.CtrStatus(t, id)
+	if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 {
+		t.Errorf("ContainerStatus after the restart: state %v, exit code %d; want EXITED, 137", st.State, st.ExitCode)
+	}
+	if !full() {
+		t.Fatal("the disk is no longer full; the test proves nothing")
+	}
+
+	// Free some space.
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	// The exit watcher retries; the record comes to say exited, 137.
+	if !eventually(time.Minute, func() bool { s, _ := recordedState(t, root, id); return s == "exited" }) {
+		s, c := recordedState(t, root, id)
+		t.Fatalf("record of %s after freeing space: state %q, exit %d; want exited", id, s, c)
+	}
+	if _, code := recordedState(t, root, id); code != 137 {
+		t.Errorf("recorded exit code %d; want 137", code)
+	}
+	if err := d.Runtime.RemoveContainer(ctxT(t), id); err != nil {
+		t.Fatalf("RemoveContainer once space returned: %v", err)
+	}
+	if logs := d.Logs(); strings.Contains(logs, "panic") {
+		t.Errorf("the daemon panicked:\n%s", logs)
+	}
+}
