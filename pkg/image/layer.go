@@ -14,12 +14,12 @@ type WritableLayer struct {
 }
 
 // CreateWritableLayer makes the writable layer of container id (named
-// name) on top of image, and mounts it. It holds the same lock as pulls, so
-// the removal of unused layers never sees the new layer before the
+// name) on top of image, and mounts it. It is a layer user, as pulls are,
+// so the removal of unused layers never sees the new layer before the
 // container that owns it.
 func (s *Service) CreateWritableLayer(id, name string, image ID) (*WritableLayer, error) {
-	s.layersMu.RLock()
-	defer s.layersMu.RUnlock()
+	s.layers.enter()
+	defer s.layers.leave(s.cleanLayers)
 	if _, err := s.store.CreateContainer(id, []string{name}, image.Hex(), "", "", nil); err != nil {
 		if errors.Is(err, storage.ErrDuplicateName) || errors.Is(err, storage.ErrDuplicateID) {
 			return nil, fmt.Errorf("writable layer for %s: %w", id, err)

@@ -192,20 +192,18 @@ func (s *Service) pullOne(ctx context.Context, named reference.Named, auth *Auth
 	}
 
 	// Pulls share the store; a cleanup of unused layers waits for them.
-	s.layersMu.RLock()
+	s.layers.enter()
 	_, err = copy.Image(ctx, policy, dest, src, &copy.Options{SourceCtx: &srcCtx, DestinationCtx: s.sys})
-	s.layersMu.RUnlock()
 	if err != nil {
 		err = fmt.Errorf("pull %s: %w", named, classify(err, named))
 		// Whatever the failed copy stored is not an image: remove it, so a
-		// failed pull leaves nothing behind. The retry downloads again.
-		if n, cerr := s.removeUnusedLayers(); cerr != nil {
-			s.log.Warn("remove layers of a failed pull", "image", named.String(), "err", cerr)
-		} else if n > 0 {
-			s.log.Info("removed layers of a failed pull", "image", named.String(), "layers", n)
-		}
+		// failed pull leaves nothing behind (at once, or when the pulls in
+		// flight end). The retry downloads again.
+		s.layers.removeSoon(s.cleanLayers)
+		s.layers.leave(s.cleanLayers)
 		return nil, err
 	}
+	s.layers.leave(s.cleanLayers)
 	img, err := istorage.Transport.GetStoreImage(s.store, dest)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: find the pulled image: %w", named, err)

@@ -44,10 +44,10 @@ type Service struct {
 	pullsMu sync.Mutex
 	pulls   map[string]*flight
 
-	// layersMu orders pulls (shared) against the removal of layers no
-	// image or container uses (exclusive), so a cleanup never deletes a
-	// layer a running pull has just written.
-	layersMu sync.RWMutex
+	// layers orders pulls and writable-layer creations against the
+	// removal of layers no image or container uses, so a cleanup never
+	// deletes a layer a running pull has just written.
+	layers layerUsers
 
 	// details caches what never changes for an image ID: its config,
 	// manifest and size.

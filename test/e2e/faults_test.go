@@ -3,6 +3,7 @@ package e2e
 // Faults of the host under the daemon: a full disk under --root.
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -143,5 +146,99 @@ func TestFullDiskUnderRoot(t *testing.T) {
 	}
 	if logs := d.Logs(); strings.Contains(logs, "panic") {
 		t.Errorf("the daemon panicked:\n%s", logs)
+	}
+}
+
+// busyboxPlus is busybox with one small layer of its own on top, so that
+// pulling it downloads that layer (busybox's are already stored).
+func busyboxPlus(t *testing.T, marker string) (v1.Image, string) {
+	t.Helper()
+	l := hostileLayer(t, []hostileEntry{hFile("marker", marker+randomHex(8))})
+	img, err := mutate.AppendLayers(testImages[framework.BusyboxImage].Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dg, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, dg.String()
+}
+
+// A failed pull while a slow pull runs: the failed pull's cleanup of the
+// layers it wrote must not make anyone wait for the slow pull. Before, the
+// cleanup took the layer lock for writing and queued behind the slow
+// pull's read lock; every later pull and CreateContainer queued behind it.
+func TestFailedPullStallsNothing(t *testing.T) {
+	regA := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
+	slow, _ := busyboxPlus(t, "slow")
+	if _, err := regA.Push("library/slow", "latest", slow); err != nil {
+		t.Fatal(err)
+	}
+	regB := startRegistry(t, framework.RegistryOptions{})
+	broken, brokenLayer := busyboxPlus(t, "broken")
+	other, _ := busyboxPlus(t, "other")
+	for name, img := range map[string]v1.Image{"broken": broken, "other": other} {
+		if _, err := regB.Push("library/"+name, "latest", img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	regB.BreakBlob(brokenLayer)
+	d := startDaemonFor(t, regA, regB.Addr())
+	cleanupPods(t, d)
+	pull(t, d, framework.BusyboxImage, factsOf(t, framework.BusyboxImage))
+	pod, podCfg := ctrPod(t, d, "stall")
+
+	// The slow pull: its blobs are held until the end of the test.
+	regA.HoldBlobs()
+	slowDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		_, err := d.Images.PullImage(ctx, spec("docker.io/library/slow:latest"), nil, nil)
+		slowDone <- err
+	}()
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			regA.ReleaseBlobs()
+			<-slowDone
+		}
+	})
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := regA.WaitHeldBlobs(wctx, 1); err != nil {
+		t.Fatalf("the slow pull did not begin: %v", err)
+	}
+
+	// Generous deadlines: each call takes well under a second when it
+	// waits for nothing; before the fix each waited for the slow pull.
+	prompt := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	_, err := d.Images.PullImage(prompt(), spec(regB.Ref("library/broken", "latest")), nil, nil)
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("PullImage of an image with a broken layer: %v; want Unavailable, at once", err)
+	}
+	if regB.AbortedFetches(brokenLayer) == 0 {
+		t.Fatalf("the broken layer was never fetched: the failure was not exercised")
+	}
+	id, err := d.Runtime.CreateContainer(prompt(), pod, shCfg("c", "true"), podCfg)
+	if err != nil {
+		t.Fatalf("CreateContainer of a present image while a pull runs and another failed: %v", err)
+	}
+	if _, err := d.Images.PullImage(prompt(), spec(regB.Ref("library/other", "latest")), nil, nil); err != nil {
+		t.Fatalf("PullImage of another image while a pull runs and another failed: %v", err)
+	}
+	if err := d.Runtime.RemoveContainer(prompt(), id); err != nil {
+		t.Fatalf("RemoveContainer: %v", err)
+	}
+
+	regA.ReleaseBlobs()
+	released = true
+	if err := <-slowDone; err != nil {
+		t.Fatalf("the slow pull, released: %v", err)
 	}
 }
