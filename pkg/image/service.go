@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,8 @@ type Service struct {
 	// share one download.
 	pullsMu sync.Mutex
 	pulls   map[string]*flight
+	// download is s.pull; tests replace it.
+	download func(ctx context.Context, name string, auth *Auth) (*Image, error)
 
 	// layers orders pulls and writable-layer creations against the
 	// removal of layers no image or container uses, so a cleanup never
@@ -108,6 +111,7 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 		pulls:   map[string]*flight{},
 		details: map[ID]*details{},
 	}
+	s.download = s.pull
 	if err := os.MkdirAll(s.sys.BlobInfoCacheDir, 0o700); err != nil {
 		return nil, err
 	}
