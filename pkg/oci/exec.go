@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // MaxExecOutput caps each captured stream of ExecSync, as the kubelet's
@@ -62,7 +63,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
+	safego.Go(r.log, "wait for exec-sync", func() { done <- c.Wait() })
 
 	var expired <-chan time.Time
 	if timeout > 0 {
@@ -241,12 +242,14 @@ func watchCreate(path string) (<-chan struct{}, func(), error) {
 	}
 	file := os.NewFile(uintptr(fd), "inotify") // non-blocking: Close wakes the reader
 	created := make(chan struct{})
-	go readInotify(file, func(name string) bool {
-		if name == filepath.Base(path) {
-			close(created)
-			return false
-		}
-		return true
+	safego.Go(nil, "watch for "+path, func() {
+		readInotify(file, func(name string) bool {
+			if name == filepath.Base(path) {
+				close(created)
+				return false
+			}
+			return true
+		})
 	})
 	return created, func() { file.Close() }, nil
 }

@@ -25,10 +25,27 @@ func Go(log *slog.Logger, what string, f func()) {
 // letting it end the process. It must be called directly by defer.
 func Recover(log *slog.Logger, what string) {
 	if r := recover(); r != nil {
-		if log == nil {
-			log = slog.Default()
-		}
-		log.Error("recovered from a panic in a background goroutine; its work is lost", "goroutine", what,
-			"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		logPanic(log, what, r)
 	}
+}
+
+// Call runs f and turns a panic in it into an error, logged with its
+// stack: for a goroutine whose result someone waits for, who must get an
+// answer rather than wait forever.
+func Call(log *slog.Logger, what string, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic(log, what, r)
+			err = fmt.Errorf("%s: internal error (panic: %v)", what, r)
+		}
+	}()
+	return f()
+}
+
+func logPanic(log *slog.Logger, what string, r any) {
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Error("recovered from a panic in a background goroutine; its work is lost", "goroutine", what,
+		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 }
