@@ -277,7 +277,9 @@ func containerLogPath(dir, rel string) (string, error) {
 		return "", fmt.Errorf("log_path %q must be relative to the pod's log directory: %w", rel, errdefs.ErrInvalidArgument)
 	}
 	full := filepath.Join(dir, rel)
-	if r, err := filepath.Rel(dir, full); err != nil || r == ".." || strings.HasPrefix(r, "../") {
+	if r, err := filepath.Rel(dir, full); err != nil || r == "." {
+		return "", fmt.Errorf("log_path %q names the pod's log directory, not a file in it: %w", rel, errdefs.ErrInvalidArgument)
+	} else if r == ".." || strings.HasPrefix(r, "../") {
 		return "", fmt.Errorf("log_path %q escapes the pod's log directory: %w", rel, errdefs.ErrInvalidArgument)
 	}
 	return full, nil

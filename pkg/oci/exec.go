@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,6 +212,9 @@ func (r *Runtime) ReopenLog(id, logPath string) error {
 	defer f.Close()
 	// Watch before asking, so that the creation cannot be missed.
 	created, stop, err := watchCreate(logPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reopen the log of %s: its directory %s no longer exists: %w", id, filepath.Dir(logPath), errdefs.ErrFailedPrecondition)
+	}
 	if err != nil {
 		return err
 	}
