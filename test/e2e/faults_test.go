@@ -242,3 +242,81 @@ func TestFailedPullStallsNothing(t *testing.T) {
 		t.Fatalf("the slow pull, released: %v", err)
 	}
 }
+
+// Requests the runtime cannot honour get a precise code, before anything
+// is created: not Unknown from runc, sethostname or inotify.
+func TestBadRequestsGetPreciseCodes(t *testing.T) {
+	d, _ := startCtrDaemon(t)
+	ctx := ctxT(t)
+	code := func(err error) codes.Code { return status.Code(err) }
+
+	for name, change := range map[string]func(*runtimeapi.PodSandboxConfig){
+		"relative log_directory": func(c *runtimeapi.PodSandboxConfig) { c.LogDirectory = "relative/logs" },
+		"65-byte hostname":       func(c *runtimeapi.PodSandboxConfig) { c.Hostname = strings.Repeat("h", 65) },
+	} {
+		cfg := podConfig("bad")
+		change(cfg)
+		id, err := d.Runtime.RunPodSandbox(ctx, cfg, "")
+		if id != "" {
+			_ = d.Runtime.RemovePodSandbox(ctx, id)
+		}
+		if code(err) != codes.InvalidArgument {
+			t.Errorf("RunPodSandbox with a %s: %v; want InvalidArgument", name, err)
+		}
+	}
+
+	pod, podCfg := ctrPod(t, d, "badctr")
+	for name, change := range map[string]func(*runtimeapi.ContainerConfig){
+		`log_path "."`:         func(c *runtimeapi.ContainerConfig) { c.LogPath = "." },
+		`log_path "../x.log"`:  func(c *runtimeapi.ContainerConfig) { c.LogPath = "../x.log" },
+		"pid namespace mode 9": func(c *runtimeapi.ContainerConfig) { c.Linux.SecurityContext.NamespaceOptions.Pid = 9 },
+		"1-byte memory limit": func(c *runtimeapi.ContainerConfig) {
+			c.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 1}
+		},
+		"cpu_quota -5": func(c *runtimeapi.ContainerConfig) {
+			c.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuQuota: -5}
+		},
+		`unified key "../x"`: func(c *runtimeapi.ContainerConfig) {
+			c.Linux.Resources = &runtimeapi.LinuxContainerResources{Unified: map[string]string{"../../x": "1"}}
+		},
+		`hugepage size "../2MB"`: func(c *runtimeapi.ContainerConfig) {
+			c.Linux.Resources = &runtimeapi.LinuxContainerResources{HugepageLimits: []*runtimeapi.HugepageLimit{{PageSize: "../2MB", Limit: 1 << 21}}}
+		},
+	} {
+		cfg := shCfg("bad", "sleep 60")
+		change(cfg)
+		id, err := d.Runtime.CreateContainer(ctx, pod, cfg, podCfg)
+		if id != "" {
+			_ = d.Runtime.RemoveContainer(ctx, id)
+		}
+		if code(err) != codes.InvalidArgument {
+			t.Errorf("CreateContainer with a %s: %v; want InvalidArgument", name, err)
+		}
+	}
+
+	// The kubelet rotates a log whose directory was removed under it.
+	logDir := t.TempDir()
+	podCfg2 := podConfig("gonelogs")
+	podCfg2.LogDirectory = logDir
+	pod2 := runPod(t, d, podCfg2)
+	id := runCtr(t, d, pod2, podCfg2, shCfg("c", "sleep 600"))
+	if err := os.RemoveAll(logDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Runtime.ReopenContainerLog(ctx, id); code(err) != codes.FailedPrecondition {
+		t.Errorf("ReopenContainerLog after its directory was removed: %v; want FailedPrecondition", err)
+	}
+}
+
+// An image whose config has an environment entry without "=": runc
+// refuses such an entry, so it is dropped (as containerd does) and the
+// container runs with the rest of the image's environment.
+func TestImageEnvWithoutEquals(t *testing.T) {
+	d, ref := daemonWithImage(t, "badenv", func(c *v1.Config) { c.Env = append(c.Env, "NOEQUALS", "GOOD=yes") })
+	pod, podCfg := ctrPod(t, d, "badenv")
+	cfg := shCfg("c", `echo "GOOD=$GOOD NOEQUALS=${NOEQUALS-unset}"; exec sleep 600`)
+	cfg.Image = spec(ref)
+	id := createCtr(t, d, pod, podCfg, cfg)
+	startCtr(t, d, id)
+	waitLog(t, podCfg, cfg, []string{"GOOD=yes NOEQUALS=unset"}, nil)
+}
