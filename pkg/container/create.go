@@ -90,12 +90,17 @@ func (s *Service) nameInUse(key string, req CreateRequest) error {
 // create does the work of Create. Every step is undone when a later one
 // fails.
 func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, retErr error) {
-	pod, err := s.opts.Pods.Get(req.PodID)
+	// Until the container is registered, the pod is neither stopped nor
+	// removed: a RemovePodSandbox then removes it, or comes first and this
+	// fails; never a container left in a half-removed pod.
+	release, err := s.opts.Pods.Admit(req.PodID)
 	if err != nil {
 		return nil, err
 	}
-	if pod.State != sandbox.Ready {
-		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", pod.ID, errdefs.ErrFailedPrecondition)
+	defer release()
+	pod, err := s.opts.Pods.Get(req.PodID)
+	if err != nil {
+		return nil, err
 	}
 	img, err := s.opts.Images.Status(ctx, req.Image)
 	if err != nil {

@@ -41,6 +41,9 @@ type Images interface {
 // Pods finds the pod a container belongs to.
 type Pods interface {
 	Get(id string) (*sandbox.Sandbox, error)
+	// Admit holds off the pod's stop and removal while a container is
+	// created in it, and fails unless the pod is ready (sandbox.Manager).
+	Admit(id string) (release func(), err error)
 }
 
 // Runtime runs OCI bundles (oci.Runtime).

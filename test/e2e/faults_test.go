@@ -5,9 +5,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,4 +321,65 @@ func TestImageEnvWithoutEquals(t *testing.T) {
 	id := createCtr(t, d, pod, podCfg, cfg)
 	startCtr(t, d, id)
 	waitLog(t, podCfg, cfg, []string{"GOOD=yes NOEQUALS=unset"}, nil)
+}
+
+// RemovePodSandbox racing CreateContainer: the outcome must be one of the
+// serial orders. Either the create comes first, succeeds, and the removal
+// removes its container; or the removal comes first and the create fails
+// with NotFound or FailedPrecondition. Never a failed removal, nor a
+// container left behind in a removed pod.
+func TestRemovePodRacingCreateContainer(t *testing.T) {
+	d, _ := startCtrDaemon(t)
+	ctx := ctxT(t)
+	created, refused := 0, 0
+	for i := range 12 {
+		podCfg := podConfig(fmt.Sprintf("race%d", i))
+		podCfg.LogDirectory = t.TempDir()
+		pod := runPod(t, d, podCfg)
+		var (
+			wg        sync.WaitGroup
+			id        string
+			createErr error
+			removeErr error
+		)
+		start := make(chan struct{})
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			id, createErr = d.Runtime.CreateContainer(ctx, pod, shCfg("c", "sleep 600"), podCfg)
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			// Spread the removal over the create's steps.
+			time.Sleep(time.Duration(i%6) * 15 * time.Millisecond)
+			removeErr = d.Runtime.RemovePodSandbox(ctx, pod)
+		}()
+		close(start)
+		wg.Wait()
+
+		if removeErr != nil {
+			t.Errorf("round %d: RemovePodSandbox racing CreateContainer: %v", i, removeErr)
+		}
+		switch c := status.Code(createErr); {
+		case createErr == nil:
+			created++
+			if _, err := d.Runtime.ContainerStatus(ctx, id, false); status.Code(err) != codes.NotFound {
+				t.Errorf("round %d: container %s created before the removal outlived its pod: ContainerStatus = %v", i, id, err)
+				_ = d.Runtime.RemoveContainer(ctx, id)
+			}
+		case c == codes.NotFound || c == codes.FailedPrecondition:
+			refused++
+		default:
+			t.Errorf("round %d: CreateContainer racing RemovePodSandbox: %v; want success, NotFound or FailedPrecondition", i, createErr)
+		}
+		if ctrs := d.ListCtrIDs(t, &runtimeapi.ContainerFilter{PodSandboxId: pod}); len(ctrs) != 0 {
+			t.Errorf("round %d: containers left in the removed pod: %v", i, ctrs)
+		}
+		if pods, err := d.Runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{Id: pod}); err != nil || len(pods) != 0 {
+			t.Errorf("round %d: ListPodSandbox after the removal = %v, %v; want nothing", i, pods, err)
+		}
+	}
+	t.Logf("%d creates came first, %d were refused", created, refused)
 }
