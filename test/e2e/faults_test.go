@@ -6,6 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/cri-runtime/cri-runtime/test/e2e/framework"
@@ -382,4 +386,124 @@ func TestRemovePodRacingCreateContainer(t *testing.T) {
 		}
 	}
 	t.Logf("%d creates came first, %d were refused", created, refused)
+}
+
+// zeros is an endless stdin, like /dev/zero.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// clientProxy relays TCP connections to the daemon's streaming server, so
+// that a test can make a client vanish as a killed process does: its
+// connections to the daemon reset, whatever the client library is doing.
+type clientProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []*net.TCPConn
+}
+
+func startClientProxy(t *testing.T, target string) *clientProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &clientProxy{ln: ln}
+	t.Cleanup(func() { ln.Close(); p.kill() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, out.(*net.TCPConn), in.(*net.TCPConn))
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return p
+}
+
+// via rewrites a streaming URL to go through the proxy.
+func (p *clientProxy) via(t *testing.T, streamURL string) string {
+	t.Helper()
+	u, err := url.Parse(streamURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = p.ln.Addr().String()
+	return u.String()
+}
+
+// kill resets every relayed connection, as the kernel does for a killed client.
+func (p *clientProxy) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.SetLinger(0)
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// An exec whose command never reads its stdin, fed an endless stdin (crictl
+// exec -i <ctr> sleep 4001 < /dev/zero), and whose client is then killed:
+// the command and the daemon's helpers for it must go too. Before, the
+// stdin copy blocked on the full pipe, the stream stopped reading the
+// connection, and the disconnect was never seen.
+func TestExecWithUnreadStdinEndsWithItsClient(t *testing.T) {
+	d, _ := startCtrDaemon(t)
+	pod, podCfg := ctrPod(t, d, "stdin-flood")
+	id := runCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))
+	for i, ws := range []bool{false, true} {
+		proto := map[bool]string{false: "spdy", true: "websocket"}[ws]
+		t.Run(proto, func(t *testing.T) {
+			cmd := fmt.Sprintf("sleep %d", 4001+i)
+			u := execURL(t, d, &runtimeapi.ExecRequest{ContainerId: id, Cmd: strings.Fields(cmd), Stdin: true, Stdout: true})
+			pu, err := url.Parse(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy := startClientProxy(t, pu.Host)
+			fdsBefore := openFDs(t, d.Pid())
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				_ = stream(ctx, t, proxy.via(t, u), ws, remotecommand.StreamOptions{Stdin: zeros{}, Stdout: io.Discard})
+			}()
+			procs := func() []string { return framework.ProcsMentioning(t, cmd, 0) }
+			if !eventually(20*time.Second, func() bool { return len(procs()) > 0 }) {
+				t.Fatalf("%s never ran", cmd)
+			}
+			time.Sleep(2 * time.Second) // the pipe and the stream's buffers fill up
+			proxy.kill()
+			if !eventually(30*time.Second, func() bool { return len(procs()) == 0 }) {
+				t.Errorf("still running 30 s after the client was killed:\n%s", strings.Join(procs(), "\n"))
+			}
+			// The session's pipes, sockets and console go too.
+			if !eventually(30*time.Second, func() bool { return openFDs(t, d.Pid()) <= fdsBefore }) {
+				t.Errorf("the daemon has %d open files after the session; %d before it", openFDs(t, d.Pid()), fdsBefore)
+			}
+		})
+	}
+}
+
+// openFDs is how many files process pid has open.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
