@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -506,4 +507,81 @@ func openFDs(t *testing.T, pid int) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// rssBytes is process pid's resident set size.
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb); err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// Eight ExecSync calls at once, each printing 100 MB on stdout and on
+// stderr: every call's output is capped, and all of them together hold a
+// bounded amount of memory (past it, output is cut, as past one call's
+// cap; the exit codes are whole). Before, the daemon grew by hundreds of MB. The daemon here is the build
+// without the race detector, whose shadow memory would blur the figure.
+func TestExecSyncOutputIsBoundedAcrossCalls(t *testing.T) {
+	d := framework.StartDaemon(t, framework.Options{Binary: benchBinary, Args: []string{"--registries-conf", registriesConf}})
+	cleanupPods(t, d)
+	pull(t, d, framework.BusyboxImage, factsOf(t, framework.BusyboxImage))
+	pod, podCfg := ctrPod(t, d, "execflood")
+	id := runCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))
+
+	base := rssBytes(t, d.Pid())
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if r := rssBytes(t, d.Pid()); r > peak.Load() {
+				peak.Store(r)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			stdout, stderr, err := d.Runtime.ExecSync(ctx, id, []string{"sh", "-c", "head -c 100000000 /dev/zero; head -c 100000000 /dev/zero >&2"}, 90*time.Second)
+			if err == nil && len(stdout)+len(stderr) > 16<<20 {
+				err = fmt.Errorf("%d bytes of output; want at most 16 MiB", len(stdout)+len(stderr))
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("ExecSync %d: %v", i, err)
+		}
+	}
+	growth := peak.Load() - base
+	t.Logf("daemon RSS %d MiB before, peak %d MiB during the calls (+%d MiB)", base>>20, peak.Load()>>20, growth>>20)
+	if growth > 200<<20 {
+		t.Errorf("the daemon grew by %d MiB for eight ExecSync calls; want their output held within a bounded budget", growth>>20)
+	}
 }
