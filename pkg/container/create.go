@@ -95,12 +95,17 @@ func (s *Service) nameInUse(key string, req CreateRequest) error {
 // create does the work of Create. Every step is undone when a later one
 // fails.
 func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, retErr error) {
-	pod, err := s.opts.Pods.Get(req.PodID)
+	// Until the container is registered, the pod is neither stopped nor
+	// removed: a RemovePodSandbox then removes it, or comes first and this
+	// fails; never a container left in a half-removed pod.
+	release, err := s.opts.Pods.Admit(req.PodID)
 	if err != nil {
 		return nil, err
 	}
-	if pod.State != sandbox.Ready {
-		return nil, fmt.Errorf("pod sandbox %s is not ready: %w", pod.ID, errdefs.ErrFailedPrecondition)
+	defer release()
+	pod, err := s.opts.Pods.Get(req.PodID)
+	if err != nil {
+		return nil, err
 	}
 	img, err := s.opts.Images.Status(ctx, req.Image)
 	if err != nil {
@@ -299,7 +304,9 @@ func containerLogPath(dir, rel string) (string, error) {
 		return "", fmt.Errorf("log_path %q must be relative to the pod's log directory: %w", rel, errdefs.ErrInvalidArgument)
 	}
 	full := filepath.Join(dir, rel)
-	if r, err := filepath.Rel(dir, full); err != nil || r == ".." || strings.HasPrefix(r, "../") {
+	if r, err := filepath.Rel(dir, full); err != nil || r == "." {
+		return "", fmt.Errorf("log_path %q names the pod's log directory, not a file in it: %w", rel, errdefs.ErrInvalidArgument)
+	} else if r == ".." || strings.HasPrefix(r, "../") {
 		return "", fmt.Errorf("log_path %q escapes the pod's log directory: %w", rel, errdefs.ErrInvalidArgument)
 	}
 	return full, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // Start runs a created container's process.
@@ -48,7 +49,7 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	}); err != nil {
 		return err
 	}
-	go s.watch(c.ID)
+	safego.Go(s.log, "watch container exit", func() { s.watch(c.ID) })
 	s.opts.Events.Publish(events.Event{Type: events.Started, ContainerID: c.ID, PodID: c.PodID})
 	s.log.Info("container started", "container", c.ID)
 	return nil
@@ -56,46 +57,64 @@ func (s *Service) Start(ctx context.Context, id string) error {
 
 // watch waits for the container's exit and records it. conmon writes the
 // exit file even while the daemon is down; a restarted daemon resumes here.
+// When the record cannot be written (a full disk under --root), it tries
+// again, backing off, until it is written or the container is gone: Get
+// shows the exit meanwhile, from conmon's exit file.
 func (s *Service) watch(id string) {
 	exit, err := s.runtimeByID(id).Wait(context.Background(), id)
 	if err != nil {
 		return
 	}
-	if _, err := s.recordExit(id, exit); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		s.log.Warn("record container exit", "container", id, "err", err)
+	for delay := time.Second; ; delay = min(2*delay, 10*time.Second) {
+		_, err := s.recordExit(id, exit)
+		if err == nil || errors.Is(err, errdefs.ErrNotFound) {
+			return
+		}
+		s.log.Warn("record container exit; will retry", "container", id, "err", err, "retry_in", delay)
+		time.Sleep(delay)
 	}
 }
 
 // recordExit moves a running container to Exited with conmon's exit code.
+// On error nothing changed (the exit stays in conmon's file).
 func (s *Service) recordExit(id string, exit oci.Exit) (*Container, error) {
 	stopped := false
 	c, err := s.update(id, func(c *Container) {
-		if c.State == Exited {
-			return
-		}
-		stopped = true
-		c.State, c.ExitCode, c.FinishedAt = Exited, exit.Code, exit.At
-		if c.StartedAt.IsZero() {
-			c.StartedAt = exit.At
-		}
-		// The exit file's time comes from the kernel's coarse clock.
-		if c.FinishedAt.Before(c.StartedAt) {
-			c.FinishedAt = c.StartedAt
-		}
-		switch {
-		case exit.OOMKilled:
-			c.Reason, c.Message = "OOMKilled", "the container's cgroup ran out of memory"
-		case exit.Code != 0:
-			c.Reason = "Error"
-		default:
-			c.Reason = "Completed"
-		}
-		s.log.Info("container exited", "container", id, "exit_code", exit.Code)
+		stopped = applyExit(c, exit)
 	})
+	if err != nil {
+		return nil, fmt.Errorf("record exit of container %s: %w", id, err)
+	}
 	if stopped {
+		s.log.Info("container exited", "container", id, "exit_code", exit.Code)
 		s.opts.Events.Publish(events.Event{Type: events.Stopped, ContainerID: id, PodID: c.PodID})
 	}
-	return c, err
+	return c, nil
+}
+
+// applyExit moves c to Exited with conmon's exit, unless it already is;
+// it reports whether c changed.
+func applyExit(c *Container, exit oci.Exit) bool {
+	if c.State == Exited {
+		return false
+	}
+	c.State, c.ExitCode, c.FinishedAt = Exited, exit.Code, exit.At
+	if c.StartedAt.IsZero() {
+		c.StartedAt = exit.At
+	}
+	// The exit file's time comes from the kernel's coarse clock.
+	if c.FinishedAt.Before(c.StartedAt) {
+		c.FinishedAt = c.StartedAt
+	}
+	switch {
+	case exit.OOMKilled:
+		c.Reason, c.Message = "OOMKilled", "the container's cgroup ran out of memory"
+	case exit.Code != 0:
+		c.Reason = "Error"
+	default:
+		c.Reason = "Completed"
+	}
+	return true
 }
 
 // Stop signals the container with its stop signal, waits up to timeout,

@@ -26,6 +26,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/record"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 )
 
@@ -42,6 +43,9 @@ type Images interface {
 // Pods finds the pod a container belongs to.
 type Pods interface {
 	Get(id string) (*sandbox.Sandbox, error)
+	// Admit holds off the pod's stop and removal while a container is
+	// created in it, and fails unless the pod is ready (sandbox.Manager).
+	Admit(id string) (release func(), err error)
 }
 
 // Runtime runs OCI bundles (oci.Runtime).
@@ -137,7 +141,7 @@ func New(opts Options, log *slog.Logger) (*Service, error) {
 		}
 	}
 	for _, id := range running {
-		go s.watch(id)
+		safego.Go(s.log, "watch container exit", func() { s.watch(id) })
 	}
 	return s, nil
 }
@@ -189,7 +193,15 @@ func (s *Service) Get(id string) (*Container, error) {
 	s.mu.Unlock()
 	if snapshot.State == Running {
 		if exit, ok := s.runtimeOf(snapshot).Exited(snapshot.ID); ok {
-			return s.recordExit(snapshot.ID, exit)
+			c, err := s.recordExit(snapshot.ID, exit)
+			if err == nil || errors.Is(err, errdefs.ErrNotFound) {
+				return c, err
+			}
+			// The record cannot be written now (a full disk): show the
+			// exit anyway. It is not lost: conmon's exit file keeps it,
+			// and the exit watcher records it once it can.
+			s.log.Warn("show an exit not yet recorded", "container", snapshot.ID, "err", err)
+			applyExit(snapshot, exit)
 		}
 	}
 	return snapshot, nil

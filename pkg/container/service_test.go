@@ -85,6 +85,13 @@ func (f fakePods) Get(id string) (*sandbox.Sandbox, error) {
 		Namespaces: map[string]string{"net": "/n", "ipc": "/i", "uts": "/u"}}, nil
 }
 
+func (f fakePods) Admit(id string) (func(), error) {
+	if _, err := f.Get(id); err != nil {
+		return nil, err
+	}
+	return func() {}, nil
+}
+
 type fakeRuntime struct {
 	mu       sync.Mutex
 	failWith error

@@ -45,8 +45,10 @@ func createRequest(req *runtimeapi.CreateContainerRequest) (container.CreateRequ
 		out.PIDMode = spec.Node
 	case runtimeapi.NamespaceMode_TARGET:
 		out.PIDMode = spec.Target
-	default:
+	case runtimeapi.NamespaceMode_CONTAINER:
 		out.PIDMode = spec.Container
+	default:
+		return out, fmt.Errorf("namespace_options.pid %v is not a namespace mode: %w", sc.GetNamespaceOptions().GetPid(), errdefs.ErrInvalidArgument)
 	}
 	in := spec.Input{
 		Command: cfg.GetCommand(), Args: cfg.GetArgs(), WorkingDir: cfg.GetWorkingDir(),

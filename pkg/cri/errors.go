@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"errors"
+	"syscall"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,6 +25,10 @@ var codeOf = []struct {
 	{errdefs.ErrPermissionDenied, codes.PermissionDenied},
 	{errdefs.ErrUnauthenticated, codes.Unauthenticated},
 	{errdefs.ErrResourceExhausted, codes.ResourceExhausted},
+	// A full disk or quota under --root (a record, a layer, a log): retry
+	// once space returns, which is what ResourceExhausted tells the kubelet.
+	{syscall.ENOSPC, codes.ResourceExhausted},
+	{syscall.EDQUOT, codes.ResourceExhausted},
 	{errdefs.ErrUnavailable, codes.Unavailable},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 	{context.Canceled, codes.Canceled},

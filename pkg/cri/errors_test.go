@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"syscall"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -28,6 +30,10 @@ func TestToStatus(t *testing.T) {
 		{"permission denied", wrap(errdefs.ErrPermissionDenied), codes.PermissionDenied},
 		{"unauthenticated", wrap(errdefs.ErrUnauthenticated), codes.Unauthenticated},
 		{"resource exhausted", wrap(errdefs.ErrResourceExhausted), codes.ResourceExhausted},
+		{"disk full", wrap(&fs.PathError{Op: "write", Path: "/r/c.json", Err: syscall.ENOSPC}), codes.ResourceExhausted},
+		{"quota", wrap(&fs.PathError{Op: "write", Path: "/r/c.json", Err: syscall.EDQUOT}), codes.ResourceExhausted},
+		{"disk full, also unavailable", errors.Join(syscall.ENOSPC, errdefs.ErrUnavailable), codes.ResourceExhausted},
+		{"other errno", wrap(syscall.EIO), codes.Unknown},
 		{"not ready", errdefs.NotReady("X", "runc missing"), codes.Unavailable},
 		{"deadline", wrap(context.DeadlineExceeded), codes.DeadlineExceeded},
 		{"canceled", wrap(context.Canceled), codes.Canceled},

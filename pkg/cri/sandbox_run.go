@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -33,10 +34,19 @@ func (s *runtimeService) RunPodSandbox(ctx context.Context, req *runtimeapi.RunP
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: sb.ID}, nil
 }
 
+// maxHostname is the kernel's limit (HOST_NAME_MAX); sethostname refuses more.
+const maxHostname = 64
+
 // sandboxConfig converts the CRI pod configuration.
 func sandboxConfig(c *runtimeapi.PodSandboxConfig) (sandbox.Config, error) {
 	md := c.GetMetadata()
 	ns := c.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if d := c.GetLogDirectory(); d != "" && !filepath.IsAbs(d) {
+		return sandbox.Config{}, fmt.Errorf("log_directory %q must be an absolute path on the host: %w", d, errdefs.ErrInvalidArgument)
+	}
+	if h := c.GetHostname(); len(h) > maxHostname {
+		return sandbox.Config{}, fmt.Errorf("hostname %q is longer than %d bytes: %w", h, maxHostname, errdefs.ErrInvalidArgument)
+	}
 	cfg := sandbox.Config{
 		Metadata:     sandbox.Metadata{Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(), Attempt: md.GetAttempt()},
 		Hostname:     c.GetHostname(),

@@ -21,6 +21,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/metrics"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 	"github.com/cri-runtime/cri-runtime/pkg/streaming"
@@ -173,6 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	go func() {
+		defer safego.Recover(log, "streaming server")
 		if err := streams.Serve(); err != nil {
 			log.Error("streaming server stopped", "err", err)
 		}
@@ -186,6 +188,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return fmt.Errorf("metrics.address: %w", err)
 		}
 		go func() {
+			defer safego.Recover(log, "metrics server")
 			if err := ms.Serve(); err != nil {
 				log.Error("metrics server stopped", "err", err)
 			}
@@ -217,7 +220,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	log.Info("cri-runtime serving", "version", version.String(), "socket", cfg.Listen, "streaming", streams.Addr(), "root", cfg.Root, "state", cfg.State)
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
+	safego.Go(log, "CRI server", func() { served <- srv.Serve(lis) })
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve CRI: %w", err)
@@ -226,7 +229,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	log.Info("shutting down", "grace", shutdownGrace)
 	stopped := make(chan struct{})
-	go func() { srv.GracefulStop(); close(stopped) }()
+	safego.Go(log, "CRI graceful stop", func() { srv.GracefulStop(); close(stopped) })
 	select {
 	case <-stopped:
 	case <-time.After(shutdownGrace):

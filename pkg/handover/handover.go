@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // Group holds the work in flight and the results nobody has received yet.
@@ -85,7 +86,11 @@ func (g *Group) Do(ctx context.Context, key string, timeout time.Duration, taken
 func (g *Group) run(ctx context.Context, key string, j *job, timeout time.Duration, work func(context.Context) (string, error)) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	id, err := work(wctx)
+	var id string
+	err := safego.Call(nil, "hand-over work "+key, func() (err error) {
+		id, err = work(wctx)
+		return err
+	})
 	g.mu.Lock()
 	j.id, j.err = id, err
 	if err != nil && g.jobs[key] == j {

@@ -3,6 +3,7 @@ package handover
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,5 +123,22 @@ func TestFailureAndForgetLeaveNothingToHandOver(t *testing.T) {
 	count := func(context.Context) (string, error) { runs.Add(1); return "new", nil }
 	if id, err := g.Do(context.Background(), "k", time.Minute, nil, count); err != nil || id != "new" || runs.Load() != 1 {
 		t.Fatalf("after Forget = %q, %v (runs %d); want new work", id, err, runs.Load())
+	}
+}
+
+// A panic in the work (a CreateContainer's, run on a goroutine of its
+// own that no gRPC interceptor covers) fails the call instead of killing
+// the daemon, and leaves nothing to hand over: the retry runs again.
+func TestPanickingWorkFails(t *testing.T) {
+	var g Group
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := g.Do(ctx, "k", time.Minute, nil, func(context.Context) (string, error) { panic("boom") })
+	if err == nil || !strings.Contains(err.Error(), "panic: boom") {
+		t.Fatalf("Do with a panicking work = %v; want an error saying so", err)
+	}
+	id, err := g.Do(ctx, "k", time.Minute, nil, func(context.Context) (string, error) { return "ok", nil })
+	if err != nil || id != "ok" {
+		t.Fatalf("retry = %q, %v; want a fresh run", id, err)
 	}
 }

@@ -35,12 +35,12 @@ func storageMaps(in []IDMap) []idtools.IDMap {
 
 // CreateWritableLayer makes the writable layer of container id (named
 // name) on top of image, and mounts it; mappings (nil for none) are the
-// container's user namespace. It holds the same lock as pulls, so the
+// container's user namespace. It is a layer user, as pulls are, so the
 // removal of unused layers never sees the new layer before the container
 // that owns it.
 func (s *Service) CreateWritableLayer(id, name string, image ID, mappings *IDMappings) (*WritableLayer, error) {
-	s.layersMu.RLock()
-	defer s.layersMu.RUnlock()
+	s.layers.enter()
+	defer s.layers.leave(s.cleanLayers)
 	var opts *storage.ContainerOptions
 	if mappings != nil {
 		opts = &storage.ContainerOptions{IDMappingOptions: storage.IDMappingOptions{

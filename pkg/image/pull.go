@@ -17,6 +17,7 @@ import (
 	"go.podman.io/image/v5/types"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // Auth is the credential a pull presents to the registry.
@@ -37,6 +38,7 @@ func (a *Auth) fingerprint() string {
 // flight is one pull in progress, shared by every caller asking for the
 // same name with the same credentials.
 type flight struct {
+	key     string
 	done    chan struct{}
 	img     *Image
 	err     error
@@ -48,7 +50,8 @@ type flight struct {
 // returns the image. Concurrent pulls of one name share one download. The
 // download does not depend on any one caller: it stops only when every
 // caller waiting for it has gone, and layers already stored are reused by
-// the next attempt.
+// the next attempt. A download being stopped is no longer shared: a caller
+// coming then (the kubelet's retry) starts a new one.
 func (s *Service) Pull(ctx context.Context, name string, auth *Auth) (*Image, error) {
 	if _, err := parseName(name); err != nil {
 		return nil, err
@@ -60,15 +63,15 @@ func (s *Service) Pull(ctx context.Context, name string, auth *Auth) (*Image, er
 	f, joined := s.pulls[key]
 	if !joined {
 		pullCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		f = &flight{done: make(chan struct{}), cancel: cancel}
+		f = &flight{key: key, done: make(chan struct{}), cancel: cancel}
 		s.pulls[key] = f
 		go func() {
-			f.img, f.err = s.pull(pullCtx, name, auth)
-			s.pullsMu.Lock()
-			delete(s.pulls, key)
-			s.pullsMu.Unlock()
-			cancel()
-			close(f.done)
+			defer safego.Recover(s.log, "pull "+name) // f.err says so
+			defer close(f.done)
+			defer cancel()
+			defer s.unshare(f)
+			f.err = fmt.Errorf("pull %s: the pull panicked", name)
+			f.img, f.err = s.download(pullCtx, name, auth)
 		}()
 	}
 	f.waiters++
@@ -84,13 +87,28 @@ func (s *Service) Pull(ctx context.Context, name string, auth *Auth) (*Image, er
 	}
 }
 
-// leave drops one waiter and stops the pull when nobody waits any more.
+// leave drops one waiter and stops the pull when nobody waits any more;
+// a stopped pull is no longer shared.
 func (s *Service) leave(f *flight) {
 	s.pullsMu.Lock()
 	defer s.pullsMu.Unlock()
 	f.waiters--
 	if f.waiters == 0 {
 		f.cancel()
+		s.unshareLocked(f)
+	}
+}
+
+// unshare makes later pulls of f's name start a download of their own.
+func (s *Service) unshare(f *flight) {
+	s.pullsMu.Lock()
+	defer s.pullsMu.Unlock()
+	s.unshareLocked(f)
+}
+
+func (s *Service) unshareLocked(f *flight) {
+	if s.pulls[f.key] == f {
+		delete(s.pulls, f.key)
 	}
 }
 
@@ -192,20 +210,18 @@ func (s *Service) pullOne(ctx context.Context, named reference.Named, auth *Auth
 	}
 
 	// Pulls share the store; a cleanup of unused layers waits for them.
-	s.layersMu.RLock()
+	s.layers.enter()
 	_, err = copy.Image(ctx, policy, dest, src, &copy.Options{SourceCtx: &srcCtx, DestinationCtx: s.sys})
-	s.layersMu.RUnlock()
 	if err != nil {
 		err = fmt.Errorf("pull %s: %w", named, classify(err, named))
 		// Whatever the failed copy stored is not an image: remove it, so a
-		// failed pull leaves nothing behind. The retry downloads again.
-		if n, cerr := s.removeUnusedLayers(); cerr != nil {
-			s.log.Warn("remove layers of a failed pull", "image", named.String(), "err", cerr)
-		} else if n > 0 {
-			s.log.Info("removed layers of a failed pull", "image", named.String(), "layers", n)
-		}
+		// failed pull leaves nothing behind (at once, or when the pulls in
+		// flight end). The retry downloads again.
+		s.layers.removeSoon(s.cleanLayers)
+		s.layers.leave(s.cleanLayers)
 		return nil, err
 	}
+	s.layers.leave(s.cleanLayers)
 	img, err := istorage.Transport.GetStoreImage(s.store, dest)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: find the pulled image: %w", named, err)

@@ -66,13 +66,21 @@ func (s *Service) containersOf(imageID string) ([]string, error) {
 	return out, nil
 }
 
+// cleanLayers removes the unused layers and logs what it did; it runs
+// with no layer user (s.layers).
+func (s *Service) cleanLayers() {
+	if n, err := s.removeUnusedLayers(); err != nil {
+		s.log.Warn("remove layers of a failed pull", "err", err)
+	} else if n > 0 {
+		s.log.Info("removed layers of a failed pull", "layers", n)
+	}
+}
+
 // removeUnusedLayers deletes the layers that no image and no container
-// stands on: what interrupted or failed pulls wrote. It waits for pulls in
-// flight, whose layers are not yet part of an image, and returns how many
-// layers it removed.
+// stands on: what interrupted or failed pulls wrote. The caller makes sure
+// no pull is in flight (its layers are not yet part of an image): at
+// start-up, or through s.layers. It returns how many layers it removed.
 func (s *Service) removeUnusedLayers() (int, error) {
-	s.layersMu.Lock()
-	defer s.layersMu.Unlock()
 
 	layers, err := s.store.Layers()
 	if err != nil {

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,11 +44,13 @@ type Service struct {
 	// share one download.
 	pullsMu sync.Mutex
 	pulls   map[string]*flight
+	// download is s.pull; tests replace it.
+	download func(ctx context.Context, name string, auth *Auth) (*Image, error)
 
-	// layersMu orders pulls (shared) against the removal of layers no
-	// image or container uses (exclusive), so a cleanup never deletes a
-	// layer a running pull has just written.
-	layersMu sync.RWMutex
+	// layers orders pulls and writable-layer creations against the
+	// removal of layers no image or container uses, so a cleanup never
+	// deletes a layer a running pull has just written.
+	layers layerUsers
 
 	// details caches what never changes for an image ID: its config,
 	// manifest and size.
@@ -117,6 +120,7 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 		pulls:   map[string]*flight{},
 		details: map[ID]*details{},
 	}
+	s.download = s.pull
 	if err := os.MkdirAll(s.sys.BlobInfoCacheDir, 0o700); err != nil {
 		return nil, err
 	}

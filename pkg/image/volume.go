@@ -17,8 +17,8 @@ import (
 // MountImage mounts img read-only for an image volume and returns where.
 // Each successful call is paired with one UnmountImage.
 func (s *Service) MountImage(img ID) (string, error) {
-	s.layersMu.RLock()
-	defer s.layersMu.RUnlock()
+	s.layers.enter()
+	defer s.layers.leave(s.cleanLayers)
 	dir, err := s.store.MountImage(img.Hex(), nil, "")
 	if err != nil {
 		if errors.Is(err, storage.ErrImageUnknown) {

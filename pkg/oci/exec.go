@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // MaxExecOutput caps each captured stream of ExecSync, as the kubelet's
@@ -51,7 +54,10 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	}
 	defer os.Remove(pidFile)
 
-	stdout, stderr := &cappedBuffer{max: MaxExecOutput}, &cappedBuffer{max: MaxExecOutput}
+	stdout := &cappedBuffer{max: MaxExecOutput, budget: execOutputBudget}
+	stderr := &cappedBuffer{max: MaxExecOutput, budget: execOutputBudget}
+	defer stdout.release()
+	defer stderr.release()
 	// runc exec waits for every process the command leaves behind; run it
 	// detached under our reap-exec helper, which waits for the command only.
 	args := append([]string{"reap-exec", pidFile, r.opts.Runc, "--root", r.runcRoot(), "exec", "--detach", "--pid-file", pidFile, id}, cmd...)
@@ -62,7 +68,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
+	safego.Go(r.log, "wait for exec-sync", func() { done <- c.Wait() })
 
 	var expired <-chan time.Time
 	if timeout > 0 {
@@ -203,23 +209,96 @@ const (
 	ReapExecPrefix = "cri-runtime reap-exec: "
 )
 
+// execOutputBudget bounds the memory the outputs of all ExecSync calls in
+// flight hold together. Past it, output is discarded as past a call's own
+// cap: eight calls printing 100 MB each must not take the daemon's memory
+// with them. One call can still fill its response.
+var execOutputBudget = &budget{free: maxExecResponse + 16<<20}
+
+// budget is a pool of bytes that buffers take from as they grow.
+type budget struct {
+	mu   sync.Mutex
+	free int
+}
+
+// take grants up to n bytes (maybe fewer, maybe none).
+func (b *budget) take(n int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n = min(n, b.free)
+	b.free -= n
+	return n
+}
+
+func (b *budget) give(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.free += n
+}
+
+// outputChunk is how much a cappedBuffer takes from the budget at a time.
+const outputChunk = 256 << 10
+
 // cappedBuffer keeps the first max bytes written and discards the rest,
-// without failing the writer. (The buffer is a field, not embedded: an
-// embedded bytes.Buffer's ReadFrom would let io.Copy bypass the cap.)
+// without failing the writer. Its memory comes from a budget shared with
+// the other buffers in flight, in chunks that are never copied while it
+// grows; release gives it back. (It has no ReadFrom: io.Copy must go
+// through Write and its cap.)
 type cappedBuffer struct {
-	buf bytes.Buffer
-	max int
+	max    int
+	budget *budget // nil: unbounded but for max
+	chunks [][]byte
+	size   int
 }
 
 func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(len(p), room)])
+	n := len(p)
+	for len(p) > 0 && b.size < b.max {
+		last := len(b.chunks) - 1
+		if last < 0 || len(b.chunks[last]) == cap(b.chunks[last]) {
+			want := min(outputChunk, b.max-b.size)
+			if b.budget != nil {
+				want = b.budget.take(want)
+			}
+			if want == 0 {
+				break // the budget is spent: discard
+			}
+			b.chunks = append(b.chunks, make([]byte, 0, want))
+			last++
+		}
+		c := b.chunks[last]
+		k := min(len(p), cap(c)-len(c), b.max-b.size)
+		b.chunks[last] = append(c, p[:k]...)
+		b.size += k
+		p = p[k:]
 	}
-	return len(p), nil
+	return n, nil
 }
 
-func (b *cappedBuffer) Bytes() []byte  { return b.buf.Bytes() }
-func (b *cappedBuffer) String() string { return b.buf.String() }
+// Bytes returns what was kept, in one slice.
+func (b *cappedBuffer) Bytes() []byte {
+	if len(b.chunks) == 1 {
+		return b.chunks[0]
+	}
+	out := make([]byte, 0, b.size)
+	for _, c := range b.chunks {
+		out = append(out, c...)
+	}
+	return out
+}
+
+func (b *cappedBuffer) String() string { return string(b.Bytes()) }
+
+// release returns the buffer's memory to its budget; the buffer is empty
+// after.
+func (b *cappedBuffer) release() {
+	if b.budget != nil {
+		for _, c := range b.chunks {
+			b.budget.give(cap(c))
+		}
+	}
+	b.chunks, b.size = nil, 0
+}
 
 // reopenWait bounds how long ReopenLog waits for conmon to create the new
 // log file.
@@ -240,6 +319,9 @@ func (r *Runtime) ReopenLog(id, logPath string) error {
 	defer f.Close()
 	// Watch before asking, so that the creation cannot be missed.
 	created, stop, err := watchCreate(logPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reopen the log of %s: its directory %s no longer exists: %w", id, filepath.Dir(logPath), errdefs.ErrFailedPrecondition)
+	}
 	if err != nil {
 		return err
 	}
@@ -271,12 +353,14 @@ func watchCreate(path string) (<-chan struct{}, func(), error) {
 	}
 	file := os.NewFile(uintptr(fd), "inotify") // non-blocking: Close wakes the reader
 	created := make(chan struct{})
-	go readInotify(file, func(name string) bool {
-		if name == filepath.Base(path) {
-			close(created)
-			return false
-		}
-		return true
+	safego.Go(nil, "watch for "+path, func() {
+		readInotify(file, func(name string) bool {
+			if name == filepath.Base(path) {
+				close(created)
+				return false
+			}
+			return true
+		})
 	})
 	return created, func() { file.Close() }, nil
 }

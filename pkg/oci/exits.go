@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // exitWatcher tells waiters when conmon writes an exit file, through one
@@ -34,7 +36,7 @@ func newExitWatcher(dir string) (*exitWatcher, error) {
 		subs: map[string]map[chan struct{}]bool{},
 		done: make(chan struct{}),
 	}
-	go w.run()
+	safego.Go(nil, "watch exit files", w.run)
 	return w, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // RuntimeOptions say where the OCI runtime and the monitor are and where
@@ -196,6 +197,7 @@ func readSync(ctx context.Context, r *os.File) (int, error) {
 		err error
 	)
 	go func() {
+		defer safego.Recover(nil, "read conmon sync report")
 		defer close(done)
 		// The first JSON object only: conmon keeps the pipe open while the
 		// container lives.

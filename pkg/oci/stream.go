@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // TerminalSize is a terminal's size in characters.
@@ -81,6 +82,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 			closers = append(closers, pw)
 			c.Stdin = pr
 			go func() {
+				defer safego.Recover(r.log, "exec stdin copy")
 				_, _ = io.Copy(pw, s.Stdin)
 				pw.Close() // the command sees end of input
 			}()
@@ -111,6 +113,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 			out.set(pw)
 			copies.Add(1)
 			go func() {
+				defer safego.Recover(r.log, "exec output copy")
 				defer copies.Done()
 				_, _ = io.Copy(dst, pr)
 			}()
@@ -128,7 +131,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 		}
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
+	safego.Go(r.log, "wait for exec", func() { done <- c.Wait() })
 
 	if console != nil {
 		master, err := console.receive(done)
@@ -138,6 +141,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 		closers = append(closers, master)
 		copies.Add(1)
 		go func() {
+			defer safego.Recover(r.log, "exec terminal output copy")
 			defer copies.Done()
 			// Reading the master fails with EIO once every process on the
 			// terminal has closed it.
@@ -148,10 +152,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 			}
 		}()
 		if s.Stdin != nil {
-			go func() { _, _ = io.Copy(master, s.Stdin) }()
+			safego.Go(r.log, "exec terminal stdin copy", func() { _, _ = io.Copy(master, s.Stdin) })
 		}
 		if s.Resize != nil {
 			go func() {
+				defer safego.Recover(r.log, "exec terminal resize")
 				for size := range s.Resize {
 					if err := setWinsize(master, size); err != nil {
 						return // the terminal is gone
@@ -171,7 +176,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 	// Let the output drain; a background child that inherited the
 	// command's stdio must not hold the client forever.
 	drained := make(chan struct{})
-	go func() { copies.Wait(); close(drained) }()
+	safego.Go(r.log, "exec output drain", func() { copies.Wait(); close(drained) })
 	select {
 	case <-drained:
 	case <-time.After(pipeGrace):
@@ -249,6 +254,7 @@ func (c *consoleSocket) receive(exited chan error) (*os.File, error) {
 	}
 	got := make(chan result, 1)
 	go func() {
+		defer safego.Recover(nil, "accept console socket")
 		f, err := c.accept()
 		got <- result{f, err}
 	}()
@@ -359,6 +365,7 @@ func (r *Runtime) Attach(ctx context.Context, id string, s Streams, stdinOnce bo
 		if err == nil {
 			defer ctl.Close()
 			go func() {
+				defer safego.Recover(r.log, "attach resize")
 				for size := range s.Resize {
 					// conmon's control fifo: event 1, resize to height width.
 					if _, err := fmt.Fprintf(ctl, "%d %d %d\n", 1, size.Height, size.Width); err != nil {
@@ -370,10 +377,11 @@ func (r *Runtime) Attach(ctx context.Context, id string, s Streams, stdinOnce bo
 	}
 
 	outputDone := make(chan error, 1)
-	go func() { outputDone <- copyAttachOutput(conn, s) }()
+	safego.Go(r.log, "attach output copy", func() { outputDone <- copyAttachOutput(conn, s) })
 	stdinDone := make(chan struct{})
 	if s.Stdin != nil {
 		go func() {
+			defer safego.Recover(r.log, "attach stdin copy")
 			defer close(stdinDone)
 			_, _ = io.Copy(conn, s.Stdin)
 			if stdinOnce {

@@ -39,6 +39,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		return err
 	}
 	defer m.lock(sb.ID)()
+	defer m.exclude(sb.ID)()
 	return m.stopLocked(ctx, sb.ID)
 }
 
@@ -106,6 +107,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	}
 	id = sb.ID
 	defer m.lock(id)()
+	defer m.exclude(id)()
 	if err := m.stopLocked(ctx, id); err != nil {
 		return err
 	}
@@ -162,6 +164,7 @@ func (m *Manager) removeLocked(sb *Sandbox) error {
 	m.samples.Forget(sb.CgroupParent)
 	m.mu.Lock()
 	delete(m.pods, id)
+	delete(m.gates, id)
 	if m.byKey[sb.Config.Metadata.key()] == id {
 		delete(m.byKey, sb.Config.Metadata.key())
 		m.handover.Forget(sb.Config.Metadata.key())

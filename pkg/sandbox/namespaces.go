@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // nsKind is a namespace a pod can own: its name in /proc/<pid>/ns and its
@@ -43,7 +45,7 @@ func createNamespaces(dir string, kinds []nsKind, inside func() error) (retErr e
 		// The thread is never unlocked: when this goroutine returns, Go
 		// ends the thread and the namespaces it entered go with it.
 		runtime.LockOSThread()
-		done <- func() error {
+		done <- safego.Call(nil, "pin namespaces", func() error {
 			flags := 0
 			for _, k := range kinds {
 				flags |= k.flag
@@ -61,7 +63,7 @@ func createNamespaces(dir string, kinds []nsKind, inside func() error) (retErr e
 				return inside()
 			}
 			return nil
-		}()
+		})
 	}()
 	if err := <-done; err != nil {
 		for _, k := range kinds {
@@ -103,7 +105,7 @@ func inNamespaces(paths map[string]string, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		done <- func() error {
+		done <- safego.Call(nil, "in namespaces", func() error {
 			for name, p := range paths {
 				f, err := os.Open(p)
 				if err != nil {
@@ -116,7 +118,7 @@ func inNamespaces(paths map[string]string, fn func() error) error {
 				}
 			}
 			return fn()
-		}()
+		})
 	}()
 	return <-done
 }

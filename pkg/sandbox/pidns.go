@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // pidNS is the PID namespace of a pod whose containers share one.
@@ -41,7 +43,7 @@ func (m *Manager) startPause(sb *Sandbox) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the pod's init: %w", err)
 	}
-	go func() { _ = cmd.Wait() }() // reap it when it ends while we run
+	safego.Go(m.log, "reap pod pause process", func() { _ = cmd.Wait() }) // reap it when it ends while we run
 	pid := cmd.Process.Pid
 	sb.PausePID, sb.PauseStart = pid, processStart(pid)
 	target := filepath.Join(sb.Dir, "ns", pidNS.name)

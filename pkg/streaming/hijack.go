@@ -7,6 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // ServeHTTP serves one stream request. The library hands a session's
@@ -33,7 +40,8 @@ func (h *hijackWatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	wc := &watchedConn{Conn: conn, gone: h.gone}
+	wc := &watchedConn{Conn: conn, gone: h.gone, closed: make(chan struct{})}
+	safego.Go(nil, "watch stream connection for hang-up", wc.watchHangup)
 	// What the server had already buffered is read first, then the
 	// watched connection.
 	var buffered []byte
@@ -54,7 +62,9 @@ func (h *hijackWatcher) Flush() {
 // watchedConn reports the connection's end.
 type watchedConn struct {
 	net.Conn
-	gone context.CancelFunc
+	gone      context.CancelFunc
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 func (c *watchedConn) Read(p []byte) (int, error) {
@@ -67,5 +77,52 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 
 func (c *watchedConn) Close() error {
 	c.gone()
+	c.closeOnce.Do(func() { close(c.closed) })
 	return c.Conn.Close()
+}
+
+// hangupPoll is how long one wait for a hang-up lasts before the watcher
+// looks whether the connection was closed on our side.
+const hangupPoll = time.Second
+
+// watchHangup reports the client's end even while nobody reads the
+// connection: a session whose command does not read its stdin stops
+// reading the connection once the stream's buffers are full (the stdin
+// copy blocks on the pipe), so a failed Read would never come. The peer
+// closing or resetting its end shows as POLLRDHUP (or HUP/ERR) on the
+// socket, without reading the data still queued. (kubectl and crictl never
+// half-close a streaming connection, so a hang-up means the client is gone.)
+func (c *watchedConn) watchHangup() {
+	var conn net.Conn = c.Conn
+	if tc, ok := conn.(interface{ NetConn() net.Conn }); ok { // TLS
+		conn = tc.NetConn()
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	for {
+		select {
+		case <-c.closed:
+			return
+		default:
+		}
+		hup := false
+		err := raw.Control(func(fd uintptr) {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+			n, err := unix.Poll(fds, int(hangupPoll/time.Millisecond))
+			hup = err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
+		})
+		if err != nil { // closed
+			return
+		}
+		if hup {
+			c.gone()
+			return
+		}
+	}
 }

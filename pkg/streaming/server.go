@@ -27,6 +27,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
 // Containers runs processes in containers and attaches to them
@@ -207,6 +208,7 @@ func (a *adapter) PortForward(ctx context.Context, podID string, port int32, str
 	}
 	defer conn.Close()
 	go func() {
+		defer safego.Recover(a.log, "port-forward to pod")
 		_, err := io.Copy(conn, stream)
 		if tc, ok := conn.(interface{ CloseWrite() error }); ok && err == nil {
 			_ = tc.CloseWrite()
@@ -239,6 +241,7 @@ func streams(in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan r
 		// last size yet (or never will), the newest replaces it.
 		sizes := make(chan oci.TerminalSize, 1)
 		go func() {
+			defer safego.Recover(nil, "terminal resize relay")
 			defer close(sizes)
 			for size := range resize {
 				ts := oci.TerminalSize{Width: size.Width, Height: size.Height}

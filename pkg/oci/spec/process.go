@@ -76,8 +76,10 @@ func processEnv(in Input) ([]string, error) {
 		env.set("TERM=xterm")
 	}
 	for _, kv := range in.Image.Env {
-		if envKey(kv) == "" {
-			continue // tolerate junk in image configs
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			// Tolerate junk in image configs: runc refuses an entry
+			// without "=" at create. containerd drops it too.
+			continue
 		}
 		env.set(kv)
 	}

@@ -75,6 +75,12 @@ func TestProcessEnv(t *testing.T) {
 			request:  []string{"TERM=dumb", "HOSTNAME=me", "EMPTY="},
 			want:     []string{"HOSTNAME=me", "TERM=dumb", "EMPTY=", "PATH=" + defaultPath},
 		},
+		{
+			name:     "image entries without = are dropped (runc refuses them)",
+			hostname: "pod-a",
+			image:    []string{"NOEQUALS", "A=1", "=x"},
+			want:     []string{"HOSTNAME=pod-a", "A=1", "PATH=" + defaultPath},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t)

@@ -19,6 +19,9 @@ import (
 // which gives the container no swap.
 func setResources(g *generate.Generator, in Input) error {
 	r := in.Resources
+	if err := checkResources(r); err != nil {
+		return err
+	}
 	for _, v := range []struct {
 		name string
 		val  int64

@@ -49,8 +49,8 @@ func TestResources(t *testing.T) {
 		wantLimit   *int64
 		wantSwap    *int64
 	}{
-		{"explicit swap", 100, 300, ptr(int64(100)), ptr(int64(300))},
-		{"unlimited swap", 100, -1, ptr(int64(100)), ptr(int64(-1))},
+		{"explicit swap", 100 << 20, 300 << 20, ptr(int64(100 << 20)), ptr(int64(300 << 20))},
+		{"unlimited swap", 100 << 20, -1, ptr(int64(100 << 20)), ptr(int64(-1))},
 		{"no limit no swap", 0, 0, nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
