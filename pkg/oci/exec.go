@@ -154,15 +154,40 @@ func (r *Runtime) killExec(pidFile string, c *exec.Cmd) {
 	}
 	deadline := time.Now().Add(killWait)
 	for pid, started := range killed {
-		for started != "" && startTime(pid) == started && time.Now().Before(deadline) {
+		for started != "" && startTime(pid) == started && !reapedInContainer(pid) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }
 
 // killWait bounds how long killExec waits for the processes it killed to be
-// reaped by their parents (the helper, or init for the orphans).
+// reaped by their parents (the helper, or the node's init for the orphans).
 const killWait = 5 * time.Second
+
+// reapedInContainer tells whether pid is a zombie whose parent lives in
+// another PID namespace than ours: a grandchild of the command, orphaned
+// to the container's init. Reaping it is that init's business (which may
+// never do it, as `top` or `sleep` never do); waiting for it is no use.
+func reapedInContainer(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 || f[0] != "Z" {
+		return false
+	}
+	parentNS, err := os.Readlink("/proc/" + f[1] + "/ns/pid")
+	if err != nil {
+		return false
+	}
+	ourNS, err := os.Readlink("/proc/self/ns/pid")
+	return err == nil && parentNS != ourNS
+}
 
 // startTime is field 22 of /proc/<pid>/stat, the process's start time in
 // clock ticks since boot, or "" once the process is gone (reaped).

@@ -115,10 +115,22 @@ func TestExecSync(t *testing.T) {
 				t.Errorf("ExecSync(%q, timeout 2) = %v (resp %v) after %v; want DeadlineExceeded after about 2s", cmd, err, resp, took)
 			}
 		}
-		// Gone the moment the call returns, reaped too (critest's next exec
-		// runs pgrep, which lists zombies): only the main process is left.
-		if left := procsInCtr(t, pid); len(left) != 1 {
-			t.Errorf("processes in the container right after the timeouts: %q; want only the main process", left)
+		// No live sleep 30 is left. (The shell's sleep, orphaned to the
+		// container's init, which never reaps, stays a zombie: any
+		// runtime's would.)
+		for _, c := range procsInCtr(t, pid) {
+			if c == "sleep 30" {
+				t.Errorf("processes in the container after the timeouts: %q; want no sleep 30", procsInCtr(t, pid))
+			}
+		}
+		// A command killed alone is gone the moment the call returns,
+		// reaped too: critest's next exec runs pgrep, which lists zombies.
+		before := len(procsInCtr(t, pid))
+		if _, took, err := execRaw(t, rc, id, 1, time.Minute, "sleep", "31"); status.Code(err) != codes.DeadlineExceeded || took > 20*time.Second {
+			t.Errorf("ExecSync(sleep 31, timeout 1) = %v after %v; want DeadlineExceeded", err, took)
+		}
+		if left := procsInCtr(t, pid); len(left) != before {
+			t.Errorf("processes in the container right after the timeout: %q; want the %d there before it, not even a zombie of sleep 31", left, before)
 		}
 		start := time.Now()
 		_, _, err := d.Runtime.ExecSync(ctxT(t), id, []string{"sleep", "30"}, 2*time.Second)
