@@ -6,12 +6,16 @@ TAGS    := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdrive
 BIN     := bin/cri-runtime
 # The daemon built with the race detector, which TestChurn runs.
 RACE_BIN := bin/cri-runtime-race
+# The kubelet the e2e tests drive (test/e2e/kubelet_test.go), pinned in
+# hack/kubelet/go.mod. Building it takes minutes: it is built once and kept
+# until that pin changes.
+KUBELET := bin/kubelet
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build build-race deps run test test-unit test-e2e churn bench lint clean
+.PHONY: all build build-race kubelet deps run test test-unit test-e2e test-kubelet churn bench lint clean
 
 all: build
 
@@ -20,6 +24,11 @@ build:
 
 build-race:
 	$(GO) build -race -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/cri-runtime
+
+kubelet: $(KUBELET)
+
+$(KUBELET): hack/kubelet/go.mod hack/kubelet/go.sum
+	cd hack/kubelet && $(GO) build -trimpath -o $(abspath $(KUBELET)) k8s.io/kubernetes/cmd/kubelet
 
 deps:
 	hack/install-deps.sh
@@ -35,9 +44,14 @@ test: deps build lint test-unit test-e2e
 test-unit:
 	$(GO) test -tags "$(TAGS)" -race -count=1 ./cmd/... ./pkg/... ./test/e2e/framework/...
 
-test-e2e: build build-race
-	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) \
-	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 30m ./test/e2e/
+test-e2e: build build-race kubelet
+	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) KUBELET_BINARY=$(abspath $(KUBELET)) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 40m ./test/e2e/
+
+# Only the tests that drive the daemon through a real kubelet.
+test-kubelet: build build-race kubelet
+	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) KUBELET_BINARY=$(abspath $(KUBELET)) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 20m -run '^TestKubelet' -v ./test/e2e/
 
 # The full churn: 8 clients × 500 pod and container lifecycles against the
 # race-detector build (test-e2e runs 20 per client).
