@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -188,7 +191,8 @@ func leftOfPod(t *testing.T, k *framework.Kubelet, d *framework.Daemon, pid int,
 func TestKubeletProbes(t *testing.T) {
 	k, _ := startKubelet(t)
 	probe := func(h corev1.ProbeHandler) *corev1.Probe {
-		return &corev1.Probe{ProbeHandler: h, PeriodSeconds: 1, FailureThreshold: 1, TimeoutSeconds: 2}
+		// The default timeout (1s), as most pod authors leave it.
+		return &corev1.Probe{ProbeHandler: h, PeriodSeconds: 1, FailureThreshold: 1}
 	}
 	pod := &corev1.Pod{
 		ObjectMeta: metaName("probes"),
@@ -301,9 +305,10 @@ func TestKubeletInitContainersAndLogs(t *testing.T) {
 	}
 }
 
-// Restarting the daemon under a running kubelet restarts no container:
-// the kubelet sees the same containers, with the same IDs, still running.
-func TestKubeletSurvivesDaemonRestart(t *testing.T) {
+// Restarting the daemon under a running kubelet, or the kubelet above a
+// running daemon, restarts no container: the kubelet sees the same
+// containers, with the same IDs, still running.
+func TestKubeletSurvivesRestarts(t *testing.T) {
 	k, d := startKubelet(t)
 	k.RunStaticPod(t, busyboxPod("steady", "exec sleep 1000"))
 	before := k.WaitPod(t, "steady", "Running and Ready", 2*time.Minute, running)
@@ -329,4 +334,280 @@ func TestKubeletSurvivesDaemonRestart(t *testing.T) {
 	if len(cs) != 1 || cs[0].Id != id || cs[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Errorf("runtime containers after the restart: %v; want only %s, running", cs, id)
 	}
+
+	if err := k.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second)
+	after = k.WaitPod(t, "steady", "Running and Ready after a kubelet restart", time.Minute, running)
+	st = framework.ContainerStatus(after, "main")
+	if got := ctrID(t, after, "main"); got != id || st.RestartCount != 0 {
+		t.Errorf("after the kubelet restarted: container %s restarts %d; want the same %s with 0", got, st.RestartCount, id)
+	}
+}
+
+// What a pod author reads of a container that ended: the exit code, the
+// reason (Error, OOMKilled) and the termination message the container
+// wrote to /dev/termination-log.
+func TestKubeletTerminationStatus(t *testing.T) {
+	k, _ := startKubelet(t)
+	pod := &corev1.Pod{
+		ObjectMeta: metaName("ends"),
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			TerminationGracePeriodSeconds: ptrTo(int64(1)),
+			Containers: []corev1.Container{
+				{
+					Name: "fails", Image: framework.BusyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+					Command: []string{"sh", "-c", "echo -n 'went wrong' > /dev/termination-log; exit 3"},
+				},
+				{
+					// dd allocates and fills a 256 MiB buffer in a 32 MiB cgroup.
+					Name: "oom", Image: framework.BusyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+					Command:   []string{"dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"},
+					Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}},
+				},
+				{
+					Name: "succeeds", Image: framework.BusyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+					Command:                  []string{"sh", "-c", "echo fine; exit 0"},
+					TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+				},
+			},
+		},
+	}
+	k.RunStaticPod(t, pod)
+	p := k.WaitPod(t, "ends", "with every container terminated", 2*time.Minute, func(p *corev1.Pod) bool {
+		for _, name := range []string{"fails", "oom", "succeeds"} {
+			if st := framework.ContainerStatus(p, name); st == nil || st.State.Terminated == nil {
+				return false
+			}
+		}
+		return true
+	})
+	for _, c := range []struct {
+		name, reason, message string
+		code                  int32
+	}{
+		{"fails", "Error", "went wrong", 3},
+		{"oom", "OOMKilled", "the container's cgroup ran out of memory", 137}, // the runtime's message
+		{"succeeds", "Completed", "", 0},
+	} {
+		term := framework.ContainerStatus(p, c.name).State.Terminated
+		if term.ExitCode != c.code || term.Reason != c.reason || term.Message != c.message {
+			t.Errorf("container %s terminated with code %d reason %q message %q; want %d %q %q",
+				c.name, term.ExitCode, term.Reason, term.Message, c.code, c.reason, c.message)
+		}
+		if term.StartedAt.IsZero() || term.FinishedAt.Before(&term.StartedAt) {
+			t.Errorf("container %s: started %v finished %v", c.name, term.StartedAt, term.FinishedAt)
+		}
+	}
+	if p.Status.Phase != corev1.PodFailed {
+		t.Errorf("pod phase %s; want Failed", p.Status.Phase)
+	}
+}
+
+// The kubelet rotates a container log past containerLogMaxSize (1Mi here)
+// and has the runtime reopen it: the container's later output goes to the
+// new file.
+func TestKubeletLogRotation(t *testing.T) {
+	k, _ := startKubelet(t)
+	k.RunStaticPod(t, busyboxPod("chatty",
+		"i=0; while [ $i -lt 25000 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; "+
+			"while true; do echo tick; sleep 0.5; done"))
+	p := k.WaitPod(t, "chatty", "Running and Ready", 2*time.Minute, running)
+	log := filepath.Join(framework.KubeletPodLogDir(k.PodLogsDir, p), "main", "0.log")
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		rotated, _ := filepath.Glob(log + ".*")
+		b, _ := os.ReadFile(log)
+		if len(rotated) > 0 && strings.Contains(string(b), " stdout F tick\n") && !strings.Contains(string(b), "line-0-") {
+			if len(b) >= 1<<20 {
+				t.Errorf("%s is %d bytes after rotation; want below 1Mi", log, len(b))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			head := string(b)
+			if len(head) > 200 {
+				head = head[:200]
+			}
+			t.Fatalf("after 90s: rotated files %v, %s holds %d bytes starting %q; want a rotated file and new output in a fresh %s",
+				rotated, log, len(b), head, filepath.Base(log))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// summary is the part of the kubelet's /stats/summary the tests read.
+type summary struct {
+	Pods []struct {
+		PodRef     struct{ Name string }
+		Containers []struct {
+			Name string
+			CPU  *struct {
+				UsageCoreNanoSeconds *uint64
+			}
+			Memory *struct {
+				WorkingSetBytes *uint64
+			}
+		}
+		Network *struct {
+			Interfaces []struct{ Name string }
+		}
+	}
+}
+
+// The kubelet's /stats/summary shows the pod's containers with their CPU
+// and memory use, from the runtime's stats.
+func TestKubeletStatsSummary(t *testing.T) {
+	k, _ := startKubelet(t)
+	k.RunStaticPod(t, busyboxPod("stats", "exec sleep 1000"))
+	k.WaitPod(t, "stats", "Running and Ready", 2*time.Minute, running)
+	deadline := time.Now().Add(90 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/stats/summary", k.ReadOnlyPort))
+		last = fmt.Sprintf("%v: %.2000s", err, body)
+		var s summary
+		if err == nil && json.Unmarshal(body, &s) == nil {
+			for _, p := range s.Pods {
+				if p.PodRef.Name != "stats-"+framework.KubeletNodeName {
+					continue
+				}
+				for _, c := range p.Containers {
+					if c.Name == "main" && c.CPU != nil && c.CPU.UsageCoreNanoSeconds != nil && *c.CPU.UsageCoreNanoSeconds > 0 &&
+						c.Memory != nil && c.Memory.WorkingSetBytes != nil && *c.Memory.WorkingSetBytes > 0 {
+						return
+					}
+				}
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("no CPU and memory figures for the pod's container in /stats/summary after 90s; last: %s", last)
+}
+
+func httpGet(url string) ([]byte, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return b, err
+}
+
+// What a pod spec asks of the node through the kubelet lands in the
+// container: a host port reaching the container, a memory-backed emptyDir
+// (a tmpfs the kubelet mounts under its root dir), a hostPath volume,
+// postStart and preStop hooks, a safe sysctl, the user and a read-only root.
+func TestKubeletPodFeatures(t *testing.T) {
+	k, d := startKubelet(t)
+	hostDir := t.TempDir()
+	hostPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metaName("features"),
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: ptrTo(int64(5)),
+			SecurityContext: &corev1.PodSecurityContext{
+				Sysctls: []corev1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "0"}},
+			},
+			Volumes: []corev1.Volume{
+				{Name: "mem", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+				{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir}}},
+			},
+			Containers: []corev1.Container{
+				{
+					Name: "web", Image: framework.HTTPDImage, ImagePullPolicy: corev1.PullIfNotPresent,
+					Ports: []corev1.ContainerPort{{ContainerPort: 80, HostPort: int32(hostPort), Protocol: corev1.ProtocolTCP}},
+				},
+				{
+					Name: "app", Image: framework.BusyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+					Command:      []string{"sh", "-c", "exec sleep 1000"},
+					VolumeMounts: []corev1.VolumeMount{{Name: "mem", MountPath: "/mem"}, {Name: "host", MountPath: "/host"}},
+					SecurityContext: &corev1.SecurityContext{
+						RunAsUser: ptrTo(int64(0)), ReadOnlyRootFilesystem: ptrTo(true),
+					},
+					Lifecycle: &corev1.Lifecycle{
+						PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo started > /host/poststart"}}},
+						PreStop:   &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo stopping > /host/prestop"}}},
+					},
+				},
+				{
+					Name: "user", Image: framework.BusyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+					Command:         []string{"sh", "-c", "exec sleep 1000"},
+					SecurityContext: &corev1.SecurityContext{RunAsUser: ptrTo(int64(1234)), RunAsGroup: ptrTo(int64(5678))},
+				},
+			},
+		},
+	}
+	k.RunStaticPod(t, pod)
+	p := k.WaitPod(t, "features", "Running and Ready", 2*time.Minute, running)
+	app, user := ctrID(t, p, "app"), ctrID(t, p, "user")
+	exec := func(id string, cmd ...string) string {
+		out, stderr, err := d.Runtime.ExecSync(ctxT(t), id, cmd, 10*time.Second)
+		if err != nil {
+			t.Errorf("exec %v: %v (%s)", cmd, err, stderr)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := exec(app, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"); got != "0" {
+		t.Errorf("sysctl net.ipv4.ip_unprivileged_port_start = %q; want 0", got)
+	}
+	if got := exec(app, "sh", "-c", "grep ' /mem ' /proc/mounts | cut -d' ' -f3"); got != "tmpfs" {
+		t.Errorf("/mem is on %q; want the kubelet's tmpfs", got)
+	}
+	if got := exec(app, "sh", "-c", "touch /rootfs-file 2>&1 || echo read-only"); !strings.Contains(got, "read-only") {
+		t.Errorf("writing to the read-only root: %q; want it refused", got)
+	}
+	if got := exec(app, "sh", "-c", "echo hi > /mem/f && cat /mem/f"); got != "hi" {
+		t.Errorf("memory emptyDir not writable: %q", got)
+	}
+	if got := exec(user, "id"); !strings.HasPrefix(got, "uid=1234 gid=5678") {
+		t.Errorf("id = %q; want uid=1234 gid=5678", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(hostDir, "poststart")); err != nil || string(b) != "started\n" {
+		t.Errorf("postStart hook: %q, %v", b, err)
+	}
+	if body, err := httpGet(fmt.Sprintf("http://%s:%d/index.html", hostIP(t), hostPort)); err != nil || string(body) != framework.HTTPDIndex {
+		t.Errorf("GET through host port %d: %q, %v", hostPort, body, err)
+	}
+
+	k.DeleteStaticPod(t, "features")
+	k.WaitPodStopped(t, string(p.UID), time.Minute)
+	if b, err := os.ReadFile(filepath.Join(hostDir, "prestop")); err != nil || string(b) != "stopping\n" {
+		t.Errorf("preStop hook: %q, %v", b, err)
+	}
+}
+
+// A host-network static pod (the usual control-plane pod) runs with the
+// host's network namespace and name.
+func TestKubeletHostNetworkPod(t *testing.T) {
+	k, d := startKubelet(t)
+	pod := busyboxPod("hostnet", "exec sleep 1000")
+	pod.Spec.HostNetwork = true
+	k.RunStaticPod(t, pod)
+	p := k.WaitPod(t, "hostnet", "Running and Ready", 2*time.Minute, running)
+	id := ctrID(t, p, "main")
+	pid := runningPid(t, d, id)
+	own, _ := os.Readlink("/proc/self/ns/net")
+	theirs, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if own != theirs {
+		t.Errorf("container network namespace %s; want the host's %s", theirs, own)
+	}
+	out, _, err := d.Runtime.ExecSync(ctxT(t), id, []string{"hostname"}, 10*time.Second)
+	if hn, _ := os.Hostname(); err != nil || strings.TrimSpace(string(out)) != hn {
+		t.Errorf("hostname in the pod = %q, %v; want the host's %q", out, err, hn)
+	}
+	// A standalone kubelet has no node addresses, so it reports no pod IP
+	// for a host-network pod (it ignores the runtime's for those).
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // KubeletNodeName is the node name every test kubelet runs as: a static
@@ -357,7 +358,7 @@ func (k *Kubelet) runningContainers() int {
 	}
 	n := 0
 	for _, c := range cs {
-		if c.State == 1 { // CONTAINER_RUNNING
+		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
 			n++
 		}
 	}
@@ -459,6 +460,29 @@ func (k *Kubelet) WaitPod(t testing.TB, name, want string, timeout time.Duration
 	}
 	t.Fatalf("pod %s: not %s after %v (kubelet running: %v, last error %v); last status:\n%s", name, want, timeout, k.Running(), lastErr, status)
 	return nil
+}
+
+// WaitPodStopped waits until the runtime runs no container of the pod
+// with the given UID. (The kubelet's /pods drops a static pod as soon as
+// its manifest is deleted, while its preStop hooks and stops still run.)
+func (k *Kubelet) WaitPodStopped(t testing.TB, uid string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := ctxTimeout(10 * time.Second)
+		cs, err := k.Daemon.Runtime.ListContainers(ctx, &runtimeapi.ContainerFilter{
+			State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
+			LabelSelector: map[string]string{"io.kubernetes.pod.uid": uid},
+		})
+		cancel()
+		if err == nil && len(cs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s: %d containers still running after %v (%v)", uid, len(cs), timeout, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // LogTail is the last n lines of the kubelet's log.
