@@ -129,6 +129,13 @@ func StartKubelet(t testing.TB, opts KubeletOptions) *Kubelet {
 			saved[s] = strings.TrimSpace(string(b))
 		}
 	}
+	chains := iptablesChains()
+	var newDirs []string // made by the kubelet, whatever its --root-dir
+	for _, d := range []string{kubeletFixedDir, ContainerLogLinksDir} {
+		if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+			newDirs = append(newDirs, d)
+		}
+	}
 	ports := freePorts(t, 3)
 	k.Port, k.ReadOnlyPort, k.HealthzPort = ports[0], ports[1], ports[2]
 	k.Config = map[string]any{
@@ -189,6 +196,10 @@ func StartKubelet(t testing.TB, opts KubeletOptions) *Kubelet {
 		}
 		removeCgroupTree(k.CgroupRoot)
 		removeLogLinks(k.PodLogsDir)
+		removeNewIptablesChains(chains)
+		for _, d := range newDirs {
+			_ = os.RemoveAll(d)
+		}
 		if t.Failed() {
 			t.Logf("kubelet log (tail):\n%s", k.LogTail(200))
 		}
@@ -616,6 +627,55 @@ func unmountUnder(dir string) {
 	sort.Slice(infos, func(i, j int) bool { return len(infos[i].Mountpoint) > len(infos[j].Mountpoint) })
 	for _, m := range infos {
 		_ = unix.Unmount(m.Mountpoint, unix.MNT_DETACH)
+	}
+}
+
+// kubeletFixedDir is where the kubelet puts its device-plugin socket
+// whatever its --root-dir.
+const kubeletFixedDir = "/var/lib/kubelet"
+
+// iptablesTables are the tables the kubelet adds chains to at start-up
+// (KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY, and KUBE-FIREWALL with its
+// INPUT and OUTPUT jumps), for IPv4 and IPv6.
+var iptablesTables = []string{"filter", "nat", "mangle"}
+
+// iptablesChains lists the chains present now, as "<cmd> <table> <chain>".
+func iptablesChains() map[string]bool {
+	out := map[string]bool{}
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		for _, table := range iptablesTables {
+			b, err := exec.Command(cmd, "-w", "-t", table, "-S").Output()
+			if err != nil {
+				continue
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(l); len(f) >= 2 && (f[0] == "-N" || f[0] == "-P") {
+					out[cmd+" "+table+" "+f[1]] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// removeNewIptablesChains removes the KUBE- chains that are not in before,
+// and the rules jumping to them: a kubelet that stops leaves them.
+func removeNewIptablesChains(before map[string]bool) {
+	for key := range iptablesChains() {
+		f := strings.Fields(key)
+		cmd, table, chain := f[0], f[1], f[2]
+		if before[key] || !strings.HasPrefix(chain, "KUBE-") {
+			continue
+		}
+		b, _ := exec.Command(cmd, "-w", "-t", table, "-S").Output()
+		for _, l := range strings.Split(string(b), "\n") {
+			rule := strings.Fields(l)
+			if len(rule) > 2 && rule[0] == "-A" && strings.HasSuffix(l, "-j "+chain) {
+				_ = exec.Command(cmd, append([]string{"-w", "-t", table, "-D"}, rule[1:]...)...).Run()
+			}
+		}
+		_ = exec.Command(cmd, "-w", "-t", table, "-F", chain).Run()
+		_ = exec.Command(cmd, "-w", "-t", table, "-X", chain).Run()
 	}
 }
 
