@@ -27,8 +27,11 @@ build-race:
 
 kubelet: $(KUBELET)
 
+KUBELET_VERSION = $(shell sed -n 's/^\tk8s.io\/kubernetes v\([^ ]*\).*/\1/p' hack/kubelet/go.mod)
 $(KUBELET): hack/kubelet/go.mod hack/kubelet/go.sum
-	cd hack/kubelet && $(GO) build -trimpath -o $(abspath $(KUBELET)) k8s.io/kubernetes/cmd/kubelet
+	cd hack/kubelet && $(GO) build -trimpath -o $(abspath $(KUBELET)) \
+	  -ldflags "-X k8s.io/component-base/version.gitVersion=v$(KUBELET_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBELET_VERSION)))" \
+	  k8s.io/kubernetes/cmd/kubelet
 
 deps:
 	hack/install-deps.sh
