@@ -9,12 +9,16 @@ RACE_BIN := bin/cri-runtime-race
 # cri-tools' validation suite and CLI, built from the versions hack/tools/go.mod pins.
 CRITEST := bin/critest
 CRICTL  := bin/crictl
+# The kubelet the e2e tests drive (test/e2e/kubelet_test.go), pinned in
+# hack/kubelet/go.mod. Building it takes minutes: it is built once and kept
+# until that pin changes.
+KUBELET := bin/kubelet
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build build-race deps run test test-unit test-e2e critest critest-images tools churn bench lint clean
+.PHONY: all build build-race kubelet deps run test test-unit test-e2e test-kubelet critest critest-images tools churn bench lint clean
 
 all: build
 
@@ -23,6 +27,14 @@ build:
 
 build-race:
 	$(GO) build -race -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/cri-runtime
+
+kubelet: $(KUBELET)
+
+KUBELET_VERSION = $(shell sed -n 's/^\tk8s.io\/kubernetes v\([^ ]*\).*/\1/p' hack/kubelet/go.mod)
+$(KUBELET): hack/kubelet/go.mod hack/kubelet/go.sum
+	cd hack/kubelet && $(GO) build -trimpath -o $(abspath $(KUBELET)) \
+	  -ldflags "-X k8s.io/component-base/version.gitVersion=v$(KUBELET_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBELET_VERSION)))" \
+	  k8s.io/kubernetes/cmd/kubelet
 
 deps:
 	hack/install-deps.sh
@@ -39,9 +51,14 @@ test: deps build lint test-unit test-e2e critest
 test-unit:
 	$(GO) test -tags "$(TAGS)" -race -count=1 ./cmd/... ./pkg/... ./test/e2e/framework/...
 
-test-e2e: build build-race
-	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) \
-	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 30m ./test/e2e/
+test-e2e: build build-race kubelet
+	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) KUBELET_BINARY=$(abspath $(KUBELET)) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 40m ./test/e2e/
+
+# Only the tests that drive the daemon through a real kubelet.
+test-kubelet: build build-race kubelet
+	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) KUBELET_BINARY=$(abspath $(KUBELET)) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 20m -run '^TestKubelet' -v ./test/e2e/
 
 # critest (cri-tools' CRI validation suite) and crictl, from their own module
 # so that their dependencies never mix with the daemon's. Only the Go module

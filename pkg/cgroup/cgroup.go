@@ -96,6 +96,27 @@ func Remove(path, top string) error {
 	return nil
 }
 
+// Controllers are the controllers runc can set limits through on this host:
+// on cgroup v1 those mounted as v1 hierarchies, on v2 those the unified
+// hierarchy offers. On a hybrid host a controller bound to the unified
+// hierarchy (often hugetlb) is out of reach of runc's v1 manager, which
+// fails a container whose spec names it.
+func Controllers() (map[string]bool, error) {
+	mounts, err := cgroups.GetCgroupMounts(false)
+	if err != nil {
+		return nil, fmt.Errorf("find cgroup controllers: %w", err)
+	}
+	out := map[string]bool{}
+	for _, m := range mounts {
+		for _, s := range m.Subsystems {
+			if !strings.HasPrefix(s, "name=") {
+				out[s] = true
+			}
+		}
+	}
+	return out, nil
+}
+
 // Join puts the calling process into the cgroup at path, in every hierarchy.
 func Join(path string) error { return Move(path, os.Getpid()) }
 

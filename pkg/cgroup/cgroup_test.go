@@ -3,6 +3,7 @@ package cgroup
 import (
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,4 +64,23 @@ func TestEnsureAndRemove(t *testing.T) {
 	if Exists(base) {
 		t.Fatalf("%s left after removing everything made under it", base)
 	}
+}
+
+func TestControllers(t *testing.T) {
+	got, err := Controllers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every Linux host runc runs on has these; which others it has varies.
+	for _, c := range []string{"cpu", "memory", "pids"} {
+		if !got[c] {
+			t.Errorf("Controllers() = %v, lacks %q", got, c)
+		}
+	}
+	for c := range got {
+		if strings.HasPrefix(c, "name=") {
+			t.Errorf("Controllers() = %v: %q is a named hierarchy, not a controller", got, c)
+		}
+	}
+	t.Logf("controllers: %v", got)
 }

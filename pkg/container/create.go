@@ -291,6 +291,8 @@ func (s *Service) specInput(req CreateRequest, pod *sandbox.Sandbox, img *image.
 	} else {
 		in.CgroupsPath = filepath.Join(pod.CgroupParent, "crirt-"+id)
 	}
+	in.Controllers = s.opts.Controllers
+	s.warnMissingControllers(in.Resources)
 	return in, nil
 }
 

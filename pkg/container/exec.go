@@ -75,7 +75,8 @@ func (s *Service) UpdateResources(ctx context.Context, id string, r spec.Resourc
 		return err
 	}
 	defer s.lock(c.ID)()
-	res, err := spec.LinuxResources(r)
+	s.warnMissingControllers(r)
+	res, err := spec.LinuxResources(r, s.opts.Controllers)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/record"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
@@ -77,6 +78,9 @@ type Options struct {
 	Runtimes       map[string]Runtime
 	DefaultHandler string
 	Events         *events.Broker // may be nil
+	// Controllers are the cgroup controllers of the host (cgroup.Controllers);
+	// limits through others are dropped. nil means all.
+	Controllers spec.Controllers
 }
 
 // Service runs containers. Safe for concurrent use: operations on one
@@ -101,6 +105,18 @@ type Service struct {
 	// record an exit).
 	persist keylock.Locks
 	samples cgroup.Sampler // CPU samples, for usage rates
+	// warned holds the missing controllers already logged, once each.
+	warned sync.Map
+}
+
+// warnMissingControllers logs, once per controller, that the limits r sets
+// through a controller the host lacks are not applied.
+func (s *Service) warnMissingControllers(r spec.Resources) {
+	for _, c := range spec.MissingControllers(r, s.opts.Controllers) {
+		if _, seen := s.warned.LoadOrStore(c, true); !seen {
+			s.log.Warn("cgroup controller is not available to the OCI runtime: its limits are not applied", "controller", c)
+		}
+	}
 }
 
 // New loads the recorded containers and resumes watching those that were

@@ -20,6 +20,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/record"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 )
@@ -313,5 +314,34 @@ func TestImageVolumes(t *testing.T) {
 	f.service(t)
 	if f.images.mounts[img] != 0 {
 		t.Fatalf("image mounts after start-up undid the create: %d; want 0", f.images.mounts[img])
+	}
+}
+
+// The kubelet sets hugepage limits on every container: on a host whose
+// hugetlb controller runc cannot use they are dropped from the spec (runc
+// would fail the create), and the daemon says so once, not per container.
+func TestCreateDropsLimitsOfMissingControllers(t *testing.T) {
+	f := newFixture(t)
+	var logs strings.Builder
+	s, err := New(Options{Root: f.root, Images: f.images, Pods: f.pods,
+		Runtimes: map[string]Runtime{"runc": f.runtime}, DefaultHandler: "runc",
+		Controllers: spec.Controllers{"cpu": true, "memory": true, "pids": true}},
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b"} {
+		req := request(name)
+		req.Spec.Resources = spec.Resources{MemoryLimit: 64 << 20, Hugepages: []spec.Hugepage{{PageSize: "2MB", Limit: 0}}}
+		c, err := s.Create(context.Background(), req)
+		if err != nil {
+			t.Fatalf("Create %s: %v", name, err)
+		}
+		if r := c.Spec.Linux.Resources; r.HugepageLimits != nil || r.Memory == nil || *r.Memory.Limit != 64<<20 {
+			t.Fatalf("resources = %+v; want the memory limit and no hugepage limits", r)
+		}
+	}
+	if n := strings.Count(logs.String(), "controller=hugetlb"); n != 1 {
+		t.Fatalf("logged the missing hugetlb controller %d times, want once:\n%s", n, logs.String())
 	}
 }

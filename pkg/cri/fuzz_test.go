@@ -185,7 +185,7 @@ func fuzzConversions(t *testing.T, req proto.Message) {
 	}
 	linuxResources := func(r spec.Resources) {
 		t.Helper()
-		_, err := spec.LinuxResources(r)
+		_, err := spec.LinuxResources(r, nil)
 		wantInvalid("spec.LinuxResources", err)
 	}
 	switch r := req.(type) {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/config"
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/cri"
@@ -139,6 +140,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Info("runtime handler", "handler", name, "path", path, "features", features[name])
 	}
 	sort.Strings(handlerNames)
+	controllers, err := cgroup.Controllers()
+	if err != nil {
+		log.Warn("cannot list the cgroup controllers: passing every limit to the OCI runtime", "err", err)
+	}
 	containers, err := container.New(container.Options{
 		Root:           cfg.Root,
 		CgroupDriver:   cfg.CgroupDriver,
@@ -147,6 +152,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Runtimes:       runtimes,
 		DefaultHandler: cfg.Runtime.DefaultHandler(),
 		Events:         &lifecycle,
+		Controllers:    controllers,
 	}, log.With("component", "container"))
 	if err != nil {
 		return err

@@ -156,7 +156,7 @@ func FuzzBuild(f *testing.F) {
 				t.Fatalf("StopSignal(%q) = %q, which reads back as %q, %v", signal, name, again, err)
 			}
 		}
-		if r, err := LinuxResources(in.Resources); err == nil && r == nil {
+		if r, err := LinuxResources(in.Resources, in.Controllers); err == nil && r == nil {
 			t.Fatal("LinuxResources returned neither resources nor an error")
 		}
 		s, err := Build(in)

@@ -32,7 +32,7 @@ func TestCheckResources(t *testing.T) {
 			if tc.ok && err != nil || !tc.ok && !errors.Is(err, errdefs.ErrInvalidArgument) {
 				t.Fatalf("checkResources(%+v) = %v; want ok=%v (else InvalidArgument)", tc.r, err, tc.ok)
 			}
-			if _, err := LinuxResources(tc.r); tc.ok != (err == nil) {
+			if _, err := LinuxResources(tc.r, nil); tc.ok != (err == nil) {
 				t.Fatalf("LinuxResources(%+v) = %v; want ok=%v", tc.r, err, tc.ok)
 			}
 		})

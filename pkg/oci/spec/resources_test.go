@@ -2,6 +2,7 @@ package spec
 
 import (
 	"maps"
+	"slices"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -111,7 +112,7 @@ func TestOOMScoreAdj(t *testing.T) {
 }
 
 func TestLinuxResources(t *testing.T) {
-	got, err := LinuxResources(Resources{MemoryLimit: 64 << 20, CPUQuota: 50000, CPUPeriod: 100000})
+	got, err := LinuxResources(Resources{MemoryLimit: 64 << 20, CPUQuota: 50000, CPUPeriod: 100000}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,11 +122,78 @@ func TestLinuxResources(t *testing.T) {
 	if len(got.Devices) != 0 {
 		t.Fatalf("an update must not carry device rules: %+v", got.Devices)
 	}
-	if _, err := LinuxResources(Resources{MemoryLimit: -1}); err == nil {
+	if _, err := LinuxResources(Resources{MemoryLimit: -1}, nil); err == nil {
 		t.Fatal("negative memory limit accepted")
 	}
-	empty, err := LinuxResources(Resources{})
+	empty, err := LinuxResources(Resources{}, nil)
 	if err != nil || empty.Memory != nil || empty.CPU != nil {
 		t.Fatalf("no limits = %+v, %v; want an empty block", empty, err)
 	}
+}
+
+// A controller missing on the host (hugetlb only in the unified hierarchy
+// of a cgroup v1 host) drops its limits instead of failing the create in
+// runc; the others stay, and bad values are still rejected.
+func TestResourcesMissingControllers(t *testing.T) {
+	all := Resources{
+		CPUPeriod: 100000, CPUQuota: 50000, CPUShares: 512, CpusetCpus: "0",
+		MemoryLimit: 64 << 20, PidsLimit: 10,
+		Hugepages: []Hugepage{{PageSize: "2MB", Limit: 0}, {PageSize: "1GB", Limit: 0}},
+	}
+	v1NoHugetlb := Controllers{"cpu": true, "cpuacct": true, "cpuset": true, "memory": true, "pids": true, "devices": true}
+
+	in := baseInput(t)
+	in.Resources, in.Controllers = all, v1NoHugetlb
+	r := mustBuild(t, in).Linux.Resources
+	if r.HugepageLimits != nil {
+		t.Errorf("hugepages = %+v, want none without the hugetlb controller", r.HugepageLimits)
+	}
+	if r.CPU == nil || *r.CPU.Shares != 512 || r.CPU.Cpus != "0" || r.Memory == nil || *r.Memory.Limit != 64<<20 || r.Pids == nil {
+		t.Errorf("resources = %+v, want the limits of present controllers kept", r)
+	}
+	if got := MissingControllers(all, v1NoHugetlb); !slices.Equal(got, []string{"hugetlb"}) {
+		t.Errorf("MissingControllers = %v, want [hugetlb]", got)
+	}
+
+	for _, tc := range []struct {
+		name string
+		c    Controllers
+		want []string
+	}{
+		{"nil means all", nil, nil},
+		{"all present", Controllers{"cpu": true, "cpuset": true, "memory": true, "pids": true, "hugetlb": true}, nil},
+		{"none present", Controllers{}, []string{"cpu", "cpuset", "memory", "pids", "hugetlb"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := MissingControllers(all, tc.c); !slices.Equal(got, tc.want) {
+				t.Errorf("MissingControllers = %v, want %v", got, tc.want)
+			}
+			res, err := LinuxResources(all, tc.c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hasHuge := res.HugepageLimits != nil; hasHuge != tc.c.Has("hugetlb") {
+				t.Errorf("hugepages = %+v with controllers %v", res.HugepageLimits, tc.c)
+			}
+			if hasMem := res.Memory != nil; hasMem != tc.c.Has("memory") {
+				t.Errorf("memory = %+v with controllers %v", res.Memory, tc.c)
+			}
+		})
+	}
+
+	t.Run("unused controllers are not missing", func(t *testing.T) {
+		if got := MissingControllers(Resources{MemoryLimit: 1 << 20}, Controllers{"memory": true}); got != nil {
+			t.Errorf("MissingControllers = %v, want none", got)
+		}
+	})
+	t.Run("bad values of a missing controller are still rejected", func(t *testing.T) {
+		in := baseInput(t)
+		in.Controllers = Controllers{}
+		in.Resources = Resources{Hugepages: []Hugepage{{Limit: 1}}}
+		_, err := Build(in)
+		wantInvalid(t, err)
+		in.Resources = Resources{MemoryLimit: -5}
+		_, err = Build(in)
+		wantInvalid(t, err)
+	})
 }

@@ -95,6 +95,10 @@ type Input struct {
 	Resources                                        Resources
 	// CgroupsPath is passed through to linux.cgroupsPath.
 	CgroupsPath string
+	// Controllers are the cgroup controllers the OCI runtime can use on
+	// this host (cgroup.Controllers). Limits for one that is absent are
+	// left out of the spec: runc would fail the create. nil means all.
+	Controllers Controllers
 	Sysctls     map[string]string
 	Annotations map[string]string
 	// OOMScoreAdjMin is the lowest oom_score_adj the daemon may give (its
@@ -194,6 +198,13 @@ type Resources struct {
 	// Unified holds cgroup v2 keys ("memory.high": "…").
 	Unified map[string]string
 }
+
+// Controllers is a set of cgroup controller names ("cpu", "hugetlb").
+// A nil set holds every controller.
+type Controllers map[string]bool
+
+// Has reports whether the controller is in the set.
+func (c Controllers) Has(name string) bool { return c == nil || c[name] }
 
 // Hugepage is a hugetlb limit for one page size ("2MB", "1GB").
 type Hugepage struct {
