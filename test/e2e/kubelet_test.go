@@ -611,3 +611,89 @@ func TestKubeletHostNetworkPod(t *testing.T) {
 	// A standalone kubelet has no node addresses, so it reports no pod IP
 	// for a host-network pod (it ignores the runtime's for those).
 }
+
+// What a pod author asks of a pod's shape and security, through the
+// kubelet: a sidecar (a restartable init container) runs beside the app; a
+// shared process namespace shows each container the others' processes;
+// hostname and subdomain make the pod's name; seccomp RuntimeDefault,
+// dropped and added capabilities, and a privileged container.
+func TestKubeletPodShapeAndSecurity(t *testing.T) {
+	k, d := startKubelet(t)
+	always := corev1.ContainerRestartPolicyAlways
+	pod := &corev1.Pod{
+		ObjectMeta: metaName("shape"),
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: ptrTo(int64(2)),
+			ShareProcessNamespace:         ptrTo(true),
+			Hostname:                      "shape-host",
+			Subdomain:                     "sub",
+			SecurityContext: &corev1.PodSecurityContext{
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			InitContainers: []corev1.Container{{
+				Name: "sidecar", Image: framework.BusyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+				RestartPolicy: &always,
+				Command:       []string{"sh", "-c", "exec sleep 1001"},
+			}},
+			Containers: []corev1.Container{
+				{
+					Name: "app", Image: framework.BusyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+					Command: []string{"sh", "-c", "exec sleep 1002"},
+					SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{
+						Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_BIND_SERVICE"},
+					}},
+				},
+				{
+					Name: "priv", Image: framework.BusyboxImage, ImagePullPolicy: corev1.PullIfNotPresent,
+					Command:         []string{"sh", "-c", "exec sleep 1003"},
+					SecurityContext: &corev1.SecurityContext{Privileged: ptrTo(true)},
+				},
+			},
+		},
+	}
+	k.RunStaticPod(t, pod)
+	p := k.WaitPod(t, "shape", "Running and Ready", 2*time.Minute, running)
+	app, priv := ctrID(t, p, "app"), ctrID(t, p, "priv")
+	if st := initContainerStatus(p, "sidecar"); st == nil || st.State.Running == nil {
+		t.Errorf("sidecar is not running beside the app: %+v", st)
+	}
+	exec := func(id string, cmd ...string) string {
+		out, stderr, err := d.Runtime.ExecSync(ctxT(t), id, cmd, 10*time.Second)
+		if err != nil {
+			t.Errorf("exec %v: %v (%s)", cmd, err, stderr)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	// One PID namespace: the app sees the sidecar's and the other's sleep.
+	ps := exec(app, "ps", "-o", "args")
+	for _, want := range []string{"sleep 1001", "sleep 1002", "sleep 1003"} {
+		if !strings.Contains(ps, want) {
+			t.Errorf("the app's processes do not include %q (shareProcessNamespace):\n%s", want, ps)
+		}
+	}
+	if got := exec(app, "hostname"); got != "shape-host" {
+		t.Errorf("hostname = %q; want shape-host", got)
+	}
+	// Capabilities: only NET_BIND_SERVICE (bit 10) for the app; the
+	// privileged container has them all, and no seccomp filter.
+	status := func(id string) string { return exec(id, "cat", "/proc/self/status") }
+	appStatus, privStatus := status(app), status(priv)
+	if !strings.Contains(appStatus, "CapEff:\t0000000000000400") {
+		t.Errorf("app capabilities; want only NET_BIND_SERVICE:\n%s", appStatus)
+	}
+	if !strings.Contains(appStatus, "Seccomp:\t2") {
+		t.Errorf("app is not under a seccomp filter (RuntimeDefault):\n%s", appStatus)
+	}
+	if strings.Contains(privStatus, "CapEff:\t0000000000000000") || !strings.Contains(privStatus, "Seccomp:\t0") {
+		t.Errorf("privileged container: want capabilities and no seccomp filter:\n%s", privStatus)
+	}
+}
+
+func initContainerStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {
+	for i := range p.Status.InitContainerStatuses {
+		if p.Status.InitContainerStatuses[i].Name == name {
+			return &p.Status.InitContainerStatuses[i]
+		}
+	}
+	return nil
+}
