@@ -61,5 +61,9 @@ if [[ $(printf '%s\n%s\n' 1.2.0 "${runc_have:-0}" | sort -V | head -1) != 1.2.0 
   install -m 0755 "$gobin/runc" /usr/local/sbin/runc
   rm -rf "$gobin"
   hash -r
+  if [[ $(runc --version | awk '/^runc version/{print $3}') != "$runc_want" ]]; then
+    echo "install-deps: runc $runc_want is in /usr/local/sbin, but PATH finds $(command -v runc) first; put /usr/local/sbin ahead of /usr/sbin" >&2
+    exit 1
+  fi
 fi
 echo "install-deps: all dependencies present (Go $have, $(runc --version | head -1), $(conmon --version | head -1))"
