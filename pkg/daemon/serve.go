@@ -218,12 +218,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
+	// The socket accepts from here on: tell systemd (notify.go).
+	sdNotify(log, "READY=1")
+	stopWatchdog := startWatchdog(ctx, log)
+	defer stopWatchdog()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve CRI: %w", err)
 	case <-ctx.Done():
 	}
 
+	sdNotify(log, "STOPPING=1")
 	log.Info("shutting down", "grace", shutdownGrace)
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
