@@ -14,7 +14,7 @@ LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build build-race deps run test test-unit test-e2e critest critest-images tools churn bench lint clean
+.PHONY: all build build-race deps run install test-vm test test-unit test-e2e critest critest-images tools churn bench lint clean
 
 all: build
 
@@ -30,6 +30,17 @@ deps:
 # Serve the CRI in the foreground with the built-in defaults (needs root).
 run: deps build
 	exec $(BIN) $(ARGS)
+
+# Install the daemon and its systemd unit (contrib/systemd); DESTDIR for
+# packaging. Then: systemctl daemon-reload && systemctl enable --now cri-runtime
+PREFIX     ?= /usr/local
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cri-runtime
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/cri-runtime|$(PREFIX)/bin/cri-runtime|' contrib/systemd/cri-runtime.service \
+	  > $(DESTDIR)$(UNITDIR)/cri-runtime.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/cri-runtime.service
 
 # Everything CI runs: lint, unit tests under the race detector, the
 # end-to-end tests against the real daemon, runc, conmon and CNI plugins, then
