@@ -86,6 +86,12 @@ churn: build build-race
 bench: build
 	CRI_RUNTIME_BINARY=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 40x -timeout 30m ./test/e2e/
 
+# The daemon as a systemd service in a QEMU VM with cgroup v2 and AppArmor:
+# `make install`, the shipped unit, restarts with containers running, critest
+# (hack/vm/run.sh; VM_CHECKS, CGROUP_DRIVER, CRITEST_ARGS select).
+test-vm: build tools
+	hack/vm/run.sh
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
