@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -12,42 +15,67 @@ import (
 // (contrib/systemd/cri-runtime.service) is "active" only once the CRI socket
 // serves, shows "deactivating" while in-flight RPCs drain, and is restarted
 // when the daemon hangs (WatchdogSec). Without NOTIFY_SOCKET — any start not
-// by systemd — every call here is a no-op.
+// by systemd — it does nothing.
 
-// sdNotify sends one state to the service manager, if there is one. A failure
-// is logged and otherwise ignored: it must never stop the daemon.
-func sdNotify(log *slog.Logger, state string) {
-	sent, err := sddaemon.SdNotify(false, state)
-	switch {
-	case err != nil:
-		log.Warn("notify systemd", "state", state, "err", err)
-	case sent:
-		log.Debug("notified systemd", "state", state)
-	}
+// notifier sends sd_notify states to the service manager that started us.
+type notifier struct {
+	log      *slog.Logger
+	socket   string        // NOTIFY_SOCKET; empty: not started by systemd
+	watchdog time.Duration // WATCHDOG_USEC, 0 when off
 }
 
-// watchdogInterval is how often to ping the watchdog: half of WATCHDOG_USEC,
-// as sd_watchdog_enabled(3) recommends, or 0 when the watchdog is off (or
-// meant for another process: WATCHDOG_PID).
-func watchdogInterval(log *slog.Logger) time.Duration {
-	usec, err := sddaemon.SdWatchdogEnabled(false)
+// newNotifier takes systemd's NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID
+// out of the environment. They are ours alone: conmon passes its environment
+// to runc, and a runc that sees NOTIFY_SOCKET proxies the container's
+// notifications to it — through a socket under its state directory whose
+// path is too long to bind, so that every container fails to start.
+func newNotifier(log *slog.Logger) *notifier {
+	n := &notifier{log: log, socket: os.Getenv("NOTIFY_SOCKET")}
+	wd, err := sddaemon.SdWatchdogEnabled(true) // unsets WATCHDOG_*
 	if err != nil {
 		log.Warn("systemd watchdog settings ignored", "err", err)
-		return 0
 	}
-	return usec / 2
+	n.watchdog = wd
+	os.Unsetenv("NOTIFY_SOCKET")
+	return n
 }
 
-// startWatchdog sends WATCHDOG=1 every half WATCHDOG_USEC until ctx is done
-// or stop is called; stop returns once the pinger has. The pings come from
-// their own goroutine, so they prove the process runs and schedules, not that
-// every RPC is healthy.
-func startWatchdog(ctx context.Context, log *slog.Logger) (stop func()) {
-	every := watchdogInterval(log)
-	if every <= 0 {
+// notify sends one state, if systemd listens. A failure is logged and
+// otherwise ignored: it must never stop the daemon.
+func (n *notifier) notify(state string) {
+	if n.socket == "" {
+		return
+	}
+	if err := sendNotify(n.socket, state); err != nil {
+		n.log.Warn("notify systemd", "state", state, "err", err)
+		return
+	}
+	n.log.Debug("notified systemd", "state", state)
+}
+
+// sendNotify writes state to the unixgram socket at path ("@…" is abstract).
+func sendNotify(path, state string) error {
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", path, err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(state)); err != nil {
+		return fmt.Errorf("write to %s: %w", path, err)
+	}
+	return nil
+}
+
+// startWatchdog sends WATCHDOG=1 every half WATCHDOG_USEC, as
+// sd_watchdog_enabled(3) recommends, until ctx is done or stop is called;
+// stop returns once the pinger has. The pings come from their own goroutine,
+// so they prove the process runs and schedules, not that every RPC is healthy.
+func (n *notifier) startWatchdog(ctx context.Context) (stop func()) {
+	every := n.watchdog / 2
+	if n.socket == "" || every <= 0 {
 		return func() {}
 	}
-	log.Info("systemd watchdog on", "ping_every", every)
+	n.log.Info("systemd watchdog on", "ping_every", every)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -55,7 +83,7 @@ func startWatchdog(ctx context.Context, log *slog.Logger) (stop func()) {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			sdNotify(log, sddaemon.SdNotifyWatchdog)
+			n.notify(sddaemon.SdNotifyWatchdog)
 			select {
 			case <-ctx.Done():
 				return

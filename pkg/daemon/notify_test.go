@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,22 +44,50 @@ func next(t *testing.T, conn *net.UnixConn) string {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func TestSdNotifySendsState(t *testing.T) {
+func TestNotifySendsState(t *testing.T) {
 	conn := fakeSystemd(t)
+	n := newNotifier(quietLogger())
 	for _, state := range []string{"READY=1", "STOPPING=1"} {
-		sdNotify(quietLogger(), state)
+		n.notify(state)
 		if got := next(t, conn); got != state {
 			t.Errorf("got %q, want %q", got, state)
 		}
 	}
 }
 
-func TestSdNotifyWithoutSystemdIsNoop(t *testing.T) {
-	t.Setenv("NOTIFY_SOCKET", "")
-	sdNotify(quietLogger(), "READY=1") // must neither block nor panic
-	if stop := startWatchdog(context.Background(), quietLogger()); stop != nil {
-		stop()
+// Found in the VM (make test-vm): runc, started by conmon with our
+// environment, took NOTIFY_SOCKET for its own and every container failed to
+// start.
+func TestNotifierKeepsSystemdsVariablesFromChildren(t *testing.T) {
+	fakeSystemd(t)
+	t.Setenv("WATCHDOG_USEC", "30000000")
+	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	n := newNotifier(quietLogger())
+	if n.socket == "" || n.watchdog != 30*time.Second {
+		t.Errorf("notifier = %+v, want the socket and a 30s watchdog", n)
 	}
+	out, err := exec.Command("env").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID="} {
+		if strings.Contains(string(out), v) {
+			t.Errorf("a child process still sees %s…", v)
+		}
+	}
+}
+
+func TestNotifyWithoutSystemdIsNoop(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	t.Setenv("WATCHDOG_USEC", "1000000")
+	n := newNotifier(quietLogger())
+	n.notify("READY=1") // must neither block nor fail
+	n.startWatchdog(context.Background())()
+}
+
+func TestNotifyToAGoneSocketIsLoggedNotFatal(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "gone.sock"))
+	newNotifier(quietLogger()).notify("READY=1")
 }
 
 func TestWatchdogInterval(t *testing.T) {
@@ -67,8 +97,8 @@ func TestWatchdogInterval(t *testing.T) {
 		want            time.Duration
 	}{
 		{"off", "", "", 0},
-		{"half of WATCHDOG_USEC", "30000000", pid, 15 * time.Second},
-		{"no WATCHDOG_PID means us", "2000000", "", time.Second},
+		{"WATCHDOG_USEC", "30000000", pid, 30 * time.Second},
+		{"no WATCHDOG_PID means us", "2000000", "", 2 * time.Second},
 		{"another process's watchdog", "2000000", "1", 0},
 		{"garbage", "soon", pid, 0},
 		{"zero", "0", pid, 0},
@@ -76,8 +106,8 @@ func TestWatchdogInterval(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("WATCHDOG_USEC", tc.usec)
 			t.Setenv("WATCHDOG_PID", tc.pid)
-			if got := watchdogInterval(quietLogger()); got != tc.want {
-				t.Errorf("interval = %v, want %v", got, tc.want)
+			if got := newNotifier(quietLogger()).watchdog; got != tc.want {
+				t.Errorf("watchdog = %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -87,17 +117,17 @@ func TestWatchdogPingsUntilStopped(t *testing.T) {
 	conn := fakeSystemd(t)
 	t.Setenv("WATCHDOG_USEC", "100000") // pings every 50ms
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	stop := startWatchdog(context.Background(), quietLogger())
+	stop := newNotifier(quietLogger()).startWatchdog(context.Background())
 	for i := 0; i < 3; i++ {
 		if got := next(t, conn); got != "WATCHDOG=1" {
 			t.Fatalf("ping %d: got %q, want WATCHDOG=1", i, got)
 		}
 	}
 	stop()
-	// Drain what was in flight, then nothing more may come.
-	_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	// Drain what was sent before stop returned; then nothing more may come.
 	buf := make([]byte, 64)
 	for {
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
 		if _, err := conn.Read(buf); err != nil {
 			break
 		}
@@ -113,7 +143,7 @@ func TestWatchdogStopsWithContext(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "100000")
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 	ctx, cancel := context.WithCancel(context.Background())
-	stop := startWatchdog(ctx, quietLogger())
+	stop := newNotifier(quietLogger()).startWatchdog(ctx)
 	cancel()
 	done := make(chan struct{})
 	go func() { stop(); close(done) }()

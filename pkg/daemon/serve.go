@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/cri-runtime/cri-runtime/pkg/config"
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/cri"
@@ -32,6 +34,8 @@ const shutdownGrace = 10 * time.Second
 
 // serve runs the daemon until ctx is cancelled.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	// First: no child may inherit systemd's notify socket (notify.go).
+	sd := newNotifier(log)
 	if cfg.CgroupDriver == config.SystemdDriver {
 		if _, err := os.Stat("/run/systemd/system"); err != nil {
 			return fmt.Errorf("cgroup_driver is systemd but systemd is not the init system (no /run/systemd/system)")
@@ -219,8 +223,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	// The socket accepts from here on: tell systemd (notify.go).
-	sdNotify(log, "READY=1")
-	stopWatchdog := startWatchdog(ctx, log)
+	sd.notify(sddaemon.SdNotifyReady)
+	stopWatchdog := sd.startWatchdog(ctx)
 	defer stopWatchdog()
 	select {
 	case err := <-served:
@@ -228,7 +232,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 
-	sdNotify(log, "STOPPING=1")
+	sd.notify(sddaemon.SdNotifyStopping)
 	log.Info("shutting down", "grace", shutdownGrace)
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
