@@ -97,7 +97,8 @@ pod_running() {
 	{"metadata": {"name": "vm-pod", "namespace": "default", "uid": "vm-pod-uid"}, "log_directory": "$d/logs", "linux": {}}
 	JSON
 	cat >$d/ctr.json <<-JSON
-	{"metadata": {"name": "sleeper"}, "image": {"image": "$BUSYBOX"}, "command": ["sleep", "3600"], "log_path": "sleeper.log", "linux": {}}
+	{"metadata": {"name": "sleeper"}, "image": {"image": "$BUSYBOX"}, "command": ["sleep", "3600"], "log_path": "sleeper.log",
+	 "linux": {"resources": {"memory_limit_in_bytes": 67108864}}}
 	JSON
 	"${CRICTL[@]}" pull "$BUSYBOX" || return
 	POD=$("${CRICTL[@]}" runp $d/pod.json) || return
@@ -108,6 +109,11 @@ pod_running() {
 	echo "  container $CTR: PID $CTR_PID, cgroup $(cut -d: -f3 </proc/$CTR_PID/cgroup)"
 	echo "  conmon PID $CONMON_PID ($(cat /proc/$CONMON_PID/comm)), cgroup $(cut -d: -f3 </proc/$CONMON_PID/cgroup)"
 	[[ $(cat /proc/$CONMON_PID/comm) == conmon ]] || fail "the container's parent is not conmon"
+	# cgroup v2: a domain cgroup (a threaded one has no memory controller and
+	# no cgroup.kill), with the limit asked for.
+	local cg=/sys/fs/cgroup$(cut -d: -f3 </proc/$CTR_PID/cgroup)
+	[[ $(cat $cg/cgroup.type) == domain ]] || fail "the container's cgroup is $(cat $cg/cgroup.type)"
+	[[ $(cat $cg/memory.max 2>&1) == 67108864 ]] || fail "memory.max is $(cat $cg/memory.max 2>&1), want 67108864"
 }
 
 restart_keeps_container() {
