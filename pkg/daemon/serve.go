@@ -128,6 +128,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Conmon:   lookPath(cfg.Runtime.MonitorPath),
 			Helper:   self,
 			StateDir: stateDir,
+			// Every handler's runc must manage cgroups the way the pods' are.
+			SystemdCgroup: cfg.CgroupDriver == config.SystemdDriver,
 		}, log.With("component", "oci", "handler", name))
 		if err != nil {
 			return err
