@@ -6,7 +6,8 @@
 # (contrib/systemd), critest against it. Results come back through a
 # writable 9p share (bin/vm/out); this script fails when any check failed.
 #
-# Environment: VM_CHECKS ("service critest"), CGROUP_DRIVER (cgroupfs),
+# Environment: VM_CHECKS ("service critest"; add e2e for selected e2e
+# tests, E2E_TESTS a -test.run pattern), CGROUP_DRIVER (cgroupfs),
 # CRITEST_ARGS (extra critest flags, e.g. -ginkgo.focus=...), VM_TIMEOUT
 # (seconds, 1500), VM_MEMORY (4G), VM_CPUS (all of the host's, at most 4).
 set -euo pipefail
@@ -40,6 +41,9 @@ cd "$src"
 tags="containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper"
 mkdir -p bin/vm
 go test -c -tags "$tags" -o bin/vm/critest.test ./test/critest/
+if [[ " $VM_CHECKS " == *" e2e "* ]]; then
+	go test -c -tags "$tags" -o bin/vm/e2e.test ./test/e2e/
+fi
 # Warm the build cache for the image helper TestServeCritestImages builds in
 # the guest (the guest sees this cache through its overlay).
 (cd test/critest && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o /dev/null ./imagebin)
@@ -52,6 +56,7 @@ SRC=$src
 VM_CHECKS="$VM_CHECKS"
 CGROUP_DRIVER=$CGROUP_DRIVER
 CRITEST_ARGS="$CRITEST_ARGS"
+${E2E_TESTS:+E2E_TESTS=$E2E_TESTS}
 ENV
 
 echo "test-vm: booting kernel $kver, $VM_CPUS CPUs, $VM_MEMORY; console in $out/console.log; checks: $VM_CHECKS"
