@@ -43,9 +43,10 @@ install: build
 	chmod 0644 $(DESTDIR)$(UNITDIR)/cri-runtime.service
 
 # Everything CI runs: lint, unit tests under the race detector, the
-# end-to-end tests against the real daemon, runc, conmon and CNI plugins, then
-# cri-tools' critest against the same.
-test: deps build lint test-unit test-e2e critest
+# end-to-end tests against the real daemon, runc, conmon and CNI plugins,
+# cri-tools' critest against the same, then the daemon as a systemd service
+# in a VM with cgroup v2 (test-vm, about 10 minutes).
+test: deps build lint test-unit test-e2e critest test-vm
 
 test-unit:
 	$(GO) test -tags "$(TAGS)" -race -count=1 ./cmd/... ./pkg/... ./test/e2e/framework/...
