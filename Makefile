@@ -18,7 +18,7 @@ LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build build-race kubelet deps run test test-unit test-e2e test-kubelet critest critest-images tools churn bench lint clean
+.PHONY: all build build-race kubelet deps run install test test-unit test-e2e test-kubelet test-vm critest critest-images tools churn bench lint clean
 
 all: build
 
@@ -43,10 +43,22 @@ deps:
 run: deps build
 	exec $(BIN) $(ARGS)
 
+# Install the daemon and its systemd unit (contrib/systemd); DESTDIR for
+# packaging. Then: systemctl daemon-reload && systemctl enable --now cri-runtime
+PREFIX     ?= /usr/local
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cri-runtime
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/cri-runtime|$(PREFIX)/bin/cri-runtime|' contrib/systemd/cri-runtime.service \
+	  > $(DESTDIR)$(UNITDIR)/cri-runtime.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/cri-runtime.service
+
 # Everything CI runs: lint, unit tests under the race detector, the
-# end-to-end tests against the real daemon, runc, conmon and CNI plugins, then
-# cri-tools' critest against the same.
-test: deps build lint test-unit test-e2e critest
+# end-to-end tests against the real daemon, runc, conmon and CNI plugins,
+# cri-tools' critest against the same, then the daemon as a systemd service
+# in a VM with cgroup v2 (test-vm, about 10 minutes).
+test: deps build lint test-unit test-e2e critest test-vm
 
 test-unit:
 	$(GO) test -tags "$(TAGS)" -race -count=1 ./cmd/... ./pkg/... ./test/e2e/framework/...
@@ -91,6 +103,12 @@ churn: build build-race
 # with that containerd and reported as ratios (see README, Benchmarks).
 bench: build
 	CRI_RUNTIME_BINARY=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 40x -timeout 30m ./test/e2e/
+
+# The daemon as a systemd service in a QEMU VM with cgroup v2 and AppArmor:
+# `make install`, the shipped unit, restarts with containers running, critest
+# (hack/vm/run.sh; VM_CHECKS, CGROUP_DRIVER, CRITEST_ARGS select).
+test-vm: build tools
+	hack/vm/run.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

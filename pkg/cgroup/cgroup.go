@@ -117,6 +117,22 @@ func Controllers() (map[string]bool, error) {
 	return out, nil
 }
 
+// PodInit is the cgroup for the init of the pod whose cgroup is pod: the pod's
+// own on cgroup v1, a leaf "pause" under it on v2. cgroup v2 lets no process
+// live in a cgroup whose children have domain controllers (memory, io…)
+// enabled; with the init in the pod's cgroup, runc finds each container's
+// cgroup "domain invalid" and makes it threaded, where memory limits do not
+// apply and cgroup.kill (runc kill of a container without a PID namespace of
+// its own) fails with "operation not supported".
+func PodInit(pod string) string { return podInit(pod, cgroups.IsCgroup2UnifiedMode()) }
+
+func podInit(pod string, unified bool) string {
+	if unified {
+		return filepath.Join(pod, "pause")
+	}
+	return pod
+}
+
 // Join puts the calling process into the cgroup at path, in every hierarchy.
 func Join(path string) error { return Move(path, os.Getpid()) }
 

@@ -84,3 +84,18 @@ func TestControllers(t *testing.T) {
 	}
 	t.Logf("controllers: %v", got)
 }
+
+func TestPodInit(t *testing.T) {
+	for _, tc := range []struct {
+		unified bool
+		want    string
+	}{
+		{false, "/cri-runtime/pod-0123456789ab"},
+		// A leaf of its own: no process may sit beside the containers' cgroups.
+		{true, "/cri-runtime/pod-0123456789ab/pause"},
+	} {
+		if got := podInit("/cri-runtime/pod-0123456789ab", tc.unified); got != tc.want {
+			t.Errorf("podInit(unified=%v) = %q, want %q", tc.unified, got, tc.want)
+		}
+	}
+}

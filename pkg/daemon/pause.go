@@ -11,11 +11,11 @@ import (
 
 // pause is the init of a pod whose containers share one PID namespace
 // (started by pkg/sandbox, never by users). It first joins the pod's cgroup
-// (when given one). As PID 1 it must reap the orphans the containers leave;
+// (when given one; on cgroup v2 a leaf under it, cgroup.PodInit). As PID 1 it must reap the orphans the containers leave;
 // otherwise it waits, using no CPU, until it is told to stop.
 func pause(ctx context.Context, cgroupPath string) error {
 	if cgroupPath != "" {
-		if err := cgroup.Join(cgroupPath); err != nil {
+		if err := cgroup.Join(cgroup.PodInit(cgroupPath)); err != nil {
 			return err
 		}
 	}

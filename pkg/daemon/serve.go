@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/config"
 	"github.com/cri-runtime/cri-runtime/pkg/container"
@@ -34,6 +36,8 @@ const shutdownGrace = 10 * time.Second
 
 // serve runs the daemon until ctx is cancelled.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	// First: no child may inherit systemd's notify socket (notify.go).
+	sd := newNotifier(log)
 	if cfg.CgroupDriver == config.SystemdDriver {
 		if _, err := os.Stat("/run/systemd/system"); err != nil {
 			return fmt.Errorf("cgroup_driver is systemd but systemd is not the init system (no /run/systemd/system)")
@@ -126,6 +130,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Conmon:   lookPath(cfg.Runtime.MonitorPath),
 			Helper:   self,
 			StateDir: stateDir,
+			// Every handler's runc must manage cgroups the way the pods' are.
+			SystemdCgroup: cfg.CgroupDriver == config.SystemdDriver,
 		}, log.With("component", "oci", "handler", name))
 		if err != nil {
 			return err
@@ -227,12 +233,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	served := make(chan error, 1)
 	safego.Go(log, "CRI server", func() { served <- srv.Serve(lis) })
+	// The socket accepts from here on: tell systemd (notify.go).
+	sd.notify(sddaemon.SdNotifyReady)
+	stopWatchdog := sd.startWatchdog(ctx)
+	defer stopWatchdog()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve CRI: %w", err)
 	case <-ctx.Done():
 	}
 
+	sd.notify(sddaemon.SdNotifyStopping)
 	log.Info("shutting down", "grace", shutdownGrace)
 	stopped := make(chan struct{})
 	safego.Go(log, "CRI graceful stop", func() { srv.GracefulStop(); close(stopped) })

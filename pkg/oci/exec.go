@@ -60,7 +60,7 @@ func (r *Runtime) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	defer stderr.release()
 	// runc exec waits for every process the command leaves behind; run it
 	// detached under our reap-exec helper, which waits for the command only.
-	args := append([]string{"reap-exec", pidFile, r.opts.Runc, "--root", r.runcRoot(), "exec", "--detach", "--pid-file", pidFile, id}, cmd...)
+	args := append(append(append([]string{"reap-exec", pidFile, r.opts.Runc}, r.runcGlobal()...), "exec", "--detach", "--pid-file", pidFile, id), cmd...)
 	c := exec.Command(r.opts.Helper, args...)
 	c.Stdout, c.Stderr = stdout, stderr
 	c.WaitDelay = pipeGrace
@@ -396,7 +396,7 @@ func (r *Runtime) Update(ctx context.Context, id string, res *specs.LinuxResourc
 	if err != nil {
 		return err
 	}
-	c := exec.CommandContext(ctx, r.opts.Runc, "--root", r.runcRoot(), "update", "--resources", "-", id)
+	c := exec.CommandContext(ctx, r.opts.Runc, append(r.runcGlobal(), "update", "--resources", "-", id)...)
 	c.Stdin = bytes.NewReader(data)
 	var stderr bytes.Buffer
 	c.Stderr = &stderr

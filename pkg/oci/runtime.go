@@ -34,6 +34,10 @@ type RuntimeOptions struct {
 	// and attach sockets (attach/), and each container's bundle
 	// (bundles/<id>/). Volatile: normally under --state.
 	StateDir string
+	// SystemdCgroup has runc manage cgroups through systemd (the systemd
+	// cgroup driver): linux.cgroupsPath is then "slice:prefix:name", which
+	// runc without --systemd-cgroup would take for a directory of that name.
+	SystemdCgroup bool
 }
 
 // Runtime runs OCI bundles with runc, each under its own conmon. conmon
@@ -65,7 +69,16 @@ func NewRuntime(opts RuntimeOptions, log *slog.Logger) (*Runtime, error) {
 // Close stops watching for exits. Containers keep running.
 func (r *Runtime) Close() error { return r.exits.close() }
 
-func (r *Runtime) runcRoot() string  { return filepath.Join(r.opts.StateDir, "runc") }
+func (r *Runtime) runcRoot() string { return filepath.Join(r.opts.StateDir, "runc") }
+
+// runcGlobal are the global options of every runc command we run.
+func (r *Runtime) runcGlobal() []string {
+	args := []string{"--root", r.runcRoot()}
+	if r.opts.SystemdCgroup {
+		args = append(args, "--systemd-cgroup")
+	}
+	return args
+}
 func (r *Runtime) exitDir() string   { return filepath.Join(r.opts.StateDir, "exits") }
 func (r *Runtime) attachDir() string { return filepath.Join(r.opts.StateDir, "attach") }
 
@@ -109,7 +122,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, retErr 
 	args := []string{
 		"--api-version", "1",
 		"-c", o.ID, "-u", o.ID, "-n", o.Name,
-		"-r", r.opts.Runc, "--runtime-arg", "--root=" + r.runcRoot(),
+		"-r", r.opts.Runc,
 		"-b", bundle,
 		"-p", filepath.Join(bundle, "pidfile"),
 		"-P", filepath.Join(bundle, "conmon.pid"),
@@ -118,6 +131,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, retErr 
 		"--socket-dir-path", r.attachDir(),
 		"--log-level", "info",
 		"--syslog",
+	}
+	for _, a := range r.runcGlobal() {
+		args = append(args, "--runtime-arg", a)
 	}
 	if o.Spec.Process != nil && o.Spec.Process.Terminal {
 		args = append(args, "-t")
@@ -231,7 +247,7 @@ func readSync(ctx context.Context, r *os.File) (int, error) {
 
 // runc runs one runc command against our state root.
 func (r *Runtime) runc(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, r.opts.Runc, append([]string{"--root", r.runcRoot()}, args...)...)
+	cmd := exec.CommandContext(ctx, r.opts.Runc, append(r.runcGlobal(), args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -50,7 +50,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, s Streams) 
 	}
 	defer os.Remove(pidFile)
 
-	runcArgs := []string{r.opts.Runc, "--root", r.runcRoot(), "exec", "--detach", "--pid-file", pidFile}
+	runcArgs := append(append([]string{r.opts.Runc}, r.runcGlobal()...), "exec", "--detach", "--pid-file", pidFile)
 	c := exec.Command(r.opts.Helper)
 	var console *consoleSocket
 	// helperErr collects what runc and reap-exec say when they fail. Without

@@ -340,7 +340,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	// here, which it cannot join itself.
 	if cfg.PIDMode == PIDPod && cfg.UserNS != nil {
 		if m.opts.CgroupDriver != "systemd" {
-			if err := cgroup.Move(sb.CgroupParent, sb.PausePID); err != nil {
+			if err := cgroup.Move(cgroup.PodInit(sb.CgroupParent), sb.PausePID); err != nil {
 				return nil, fmt.Errorf("move the pod's init into its cgroup: %w", err)
 			}
 		}

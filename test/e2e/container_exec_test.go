@@ -11,12 +11,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opencontainers/cgroups"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -277,14 +279,25 @@ func TestUpdateContainerResources(t *testing.T) {
 	pod, podCfg := ctrPod(t, d, "update")
 	id := runCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))
 	pid := runningPid(t, d, id)
+	v2 := framework.CgroupV2() // make test-vm
 	read := func(controller, file string) string {
-		v, err := framework.CgroupV1File(pid, controller, file)
+		var v string
+		var err error
+		if v2 {
+			v, err = framework.CgroupV2File(pid, file)
+		} else {
+			v, err = framework.CgroupV1File(pid, controller, file)
+		}
 		if err != nil {
 			t.Fatalf("cgroup of container process %d: %v", pid, err)
 		}
 		return v
 	}
-	t.Logf("cgroups of the container: %v, memory limit before %s", func() any { p, _ := framework.CgroupPaths(pid); return p }(), read("memory", "memory.limit_in_bytes"))
+	memLimit := "memory.limit_in_bytes"
+	if v2 {
+		memLimit = "memory.max"
+	}
+	t.Logf("cgroups of the container: %v, memory limit before %s", func() any { p, _ := framework.CgroupPaths(pid); return p }(), read("memory", memLimit))
 	for _, r := range []*runtimeapi.LinuxContainerResources{
 		{MemoryLimitInBytes: 64 << 20, CpuPeriod: 100000, CpuQuota: 50000, CpuShares: 512},
 		{MemoryLimitInBytes: 128 << 20, CpuPeriod: 50000, CpuQuota: 20000, CpuShares: 256},
@@ -292,17 +305,29 @@ func TestUpdateContainerResources(t *testing.T) {
 		if err := d.Runtime.UpdateContainerResources(ctxT(t), id, &runtimeapi.ContainerResources{Linux: r}); err != nil {
 			t.Fatalf("UpdateContainerResources(%v): %v", r, err)
 		}
-		for _, c := range []struct {
+		checks := []struct {
 			controller, file string
-			want             int64
+			want             string
 		}{
-			{"memory", "memory.limit_in_bytes", r.MemoryLimitInBytes},
-			{"cpu", "cpu.cfs_period_us", r.CpuPeriod},
-			{"cpu", "cpu.cfs_quota_us", r.CpuQuota},
-			{"cpu", "cpu.shares", r.CpuShares},
-		} {
-			if got := read(c.controller, c.file); got != strconv.FormatInt(c.want, 10) {
-				t.Errorf("after UpdateContainerResources(%v): %s = %s; want %d", r, c.file, got, c.want)
+			{"memory", "memory.limit_in_bytes", strconv.FormatInt(r.MemoryLimitInBytes, 10)},
+			{"cpu", "cpu.cfs_period_us", strconv.FormatInt(r.CpuPeriod, 10)},
+			{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(r.CpuQuota, 10)},
+			{"cpu", "cpu.shares", strconv.FormatInt(r.CpuShares, 10)},
+		}
+		if v2 {
+			checks = []struct {
+				controller, file string
+				want             string
+			}{
+				{"memory", "memory.max", strconv.FormatInt(r.MemoryLimitInBytes, 10)},
+				{"cpu", "cpu.max", fmt.Sprintf("%d %d", r.CpuQuota, r.CpuPeriod)},
+				// runc's conversion of shares to a weight.
+				{"cpu", "cpu.weight", strconv.FormatUint(cgroups.ConvertCPUSharesToCgroupV2Value(uint64(r.CpuShares)), 10)},
+			}
+		}
+		for _, c := range checks {
+			if got := read(c.controller, c.file); got != c.want {
+				t.Errorf("after UpdateContainerResources(%v): %s = %s; want %s", r, c.file, got, c.want)
 			}
 		}
 	}

@@ -258,6 +258,9 @@ func TestPodSandboxCgroupParent(t *testing.T) {
 	d := startPodDaemon(t)
 	topExisted := len(cgroupsNamed(t, cgroupTop)) > 0
 	memory := "/sys/fs/cgroup/memory"
+	if framework.CgroupV2() { // make test-vm
+		memory = "/sys/fs/cgroup"
+	}
 
 	t.Run("created when missing, removed with the pod", func(t *testing.T) {
 		cfg := podConfig("cgroup")
