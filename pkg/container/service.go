@@ -1,7 +1,6 @@
 package container
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
+	"github.com/cri-runtime/cri-runtime/pkg/proc"
 	"github.com/cri-runtime/cri-runtime/pkg/record"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
@@ -304,20 +304,11 @@ func (s *Service) undoInterrupted(c *Container) {
 // created by "runc create" and exec's the container's program at start, so
 // this is the create time: the best a restarted daemon can know.
 func processStartTime(pid int) (time.Time, bool) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		return time.Time{}, false
 	}
-	// Fields after the command name, which is in parentheses.
-	i := bytes.LastIndexByte(stat, ')')
-	fields := strings.Fields(string(stat[i+1:]))
-	if i < 0 || len(fields) < 20 {
-		return time.Time{}, false
-	}
-	ticks, err := strconv.ParseUint(fields[19], 10, 64) // field 22: starttime
-	if err != nil {
-		return time.Time{}, false
-	}
+	ticks := st.StartTicks
 	procStat, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return time.Time{}, false

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/proc"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
@@ -130,7 +131,7 @@ func (r *Runtime) execPidFile(id string) (string, error) {
 // next exec must not find the command it was told is dead, not even as a
 // zombie.
 func (r *Runtime) killExec(pidFile string, c *exec.Cmd) {
-	killed := map[int]string{} // PID → its start time, to tell it from a reuse
+	killed := map[int]uint64{} // PID → its start time, to tell it from a reuse
 	for round := 0; round < 5; round++ {
 		roots := []int{c.Process.Pid}
 		if b, err := os.ReadFile(pidFile); err == nil {
@@ -142,7 +143,7 @@ func (r *Runtime) killExec(pidFile string, c *exec.Cmd) {
 		for _, root := range roots {
 			for _, p := range processTree(root) {
 				if _, ok := killed[p]; !ok {
-					killed[p], found = startTime(p), true
+					killed[p], found = startTicks(p), true
 					_ = syscall.Kill(p, syscall.SIGKILL)
 				}
 			}
@@ -154,7 +155,7 @@ func (r *Runtime) killExec(pidFile string, c *exec.Cmd) {
 	}
 	deadline := time.Now().Add(killWait)
 	for pid, started := range killed {
-		for started != "" && startTime(pid) == started && !reapedInContainer(pid) && time.Now().Before(deadline) {
+		for started != 0 && startTicks(pid) == started && !reapedInContainer(pid) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
@@ -169,19 +170,11 @@ const killWait = 5 * time.Second
 // to the container's init. Reaping it is that init's business (which may
 // never do it, as `top` or `sleep` never do); waiting for it is no use.
 func reapedInContainer(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	st, err := proc.ReadStat(pid)
+	if err != nil || st.State != 'Z' {
 		return false
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 || f[0] != "Z" {
-		return false
-	}
-	parentNS, err := os.Readlink("/proc/" + f[1] + "/ns/pid")
+	parentNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", st.PPID))
 	if err != nil {
 		return false
 	}
@@ -189,21 +182,13 @@ func reapedInContainer(pid int) bool {
 	return err == nil && parentNS != ourNS
 }
 
-// startTime is field 22 of /proc/<pid>/stat, the process's start time in
-// clock ticks since boot, or "" once the process is gone (reaped).
-func startTime(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// startTicks identifies process pid (its start time), 0 once it is gone.
+func startTicks(pid int) uint64 {
+	st, err := proc.ReadStat(pid)
 	if err != nil {
-		return ""
+		return 0
 	}
-	// The command name (field 2) may hold spaces; the fields after it don't.
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		if f := strings.Fields(s[i+1:]); len(f) > 19 {
-			return f[19]
-		}
-	}
-	return ""
+	return st.StartTicks
 }
 
 // processTree lists pid and its descendants.

@@ -1,17 +1,16 @@
 package sandbox
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cri-runtime/cri-runtime/pkg/proc"
 
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
@@ -67,24 +66,14 @@ func (m *Manager) stopPause(sb *Sandbox) {
 	sb.PausePID, sb.PauseStart = 0, 0
 }
 
-// processStart is a process's start time in clock ticks since boot (field
-// 22 of /proc/<pid>/stat), 0 when it does not exist.
+// processStart is a process's start time in clock ticks since boot, 0
+// when it does not exist.
 func processStart(pid int) uint64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		return 0
 	}
-	// The command name (field 2) may hold spaces; fields count from its ")".
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0
-	}
-	fields := strings.Fields(string(data[i+1:]))
-	if len(fields) < 20 {
-		return 0
-	}
-	n, _ := strconv.ParseUint(fields[19], 10, 64)
-	return n
+	return st.StartTicks
 }
 
 var errNoPauseBinary = errors.New("no pause binary configured")
