@@ -171,7 +171,11 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	}
 	crashpoint.Hit("ctr-create:record")
 
-	layer, err := s.opts.Images.CreateWritableLayer(id, pod.ID[:12]+"-"+req.Name+"-"+id[:12], img.ID, layerMappings(pod.Config.UserNS))
+	var mappings *image.IDMappings // the pod's user namespace, if it has one
+	if u := pod.Config.UserNS; u != nil {
+		mappings = &image.IDMappings{UIDs: specMaps(u.UIDs), GIDs: specMaps(u.GIDs)}
+	}
+	layer, err := s.opts.Images.CreateWritableLayer(id, pod.ID[:12]+"-"+req.Name+"-"+id[:12], img.ID, mappings)
 	if err != nil {
 		return nil, err
 	}
@@ -314,22 +318,8 @@ func containerLogPath(dir, rel string) (string, error) {
 	return full, nil
 }
 
-// layerMappings are the writable layer's ID mappings for a pod's user
-// namespace (nil for the node's).
-func layerMappings(u *sandbox.UserNS) *image.IDMappings {
-	if u == nil {
-		return nil
-	}
-	conv := func(in []sandbox.IDMap) []image.IDMap {
-		out := make([]image.IDMap, 0, len(in))
-		for _, m := range in {
-			out = append(out, image.IDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
-		}
-		return out
-	}
-	return &image.IDMappings{UIDs: conv(u.UIDs), GIDs: conv(u.GIDs)}
-}
-
+// specMaps converts a pod's user namespace mappings to the OCI spec's, which
+// both the container's spec and its writable layer take.
 func specMaps(in []sandbox.IDMap) []specs.LinuxIDMapping {
 	out := make([]specs.LinuxIDMapping, 0, len(in))
 	for _, m := range in {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.podman.io/storage"
 	"go.podman.io/storage/pkg/idtools"
 )
@@ -16,19 +17,17 @@ type WritableLayer struct {
 	Rootfs string // where the layer stack is mounted
 }
 
-// IDMap maps Size IDs from ContainerID in a user namespace to HostID.
-type IDMap struct{ ContainerID, HostID, Size int }
-
 // IDMappings are a container's user namespace mappings: its writable layer
 // and its image's files are then seen as owned by the container's IDs
 // (through idmapped mounts where the kernel has them, else a copy of the
 // image's layers chowned by containers/storage).
-type IDMappings struct{ UIDs, GIDs []IDMap }
+// They are the OCI spec's, as the container's spec carries them.
+type IDMappings struct{ UIDs, GIDs []specs.LinuxIDMapping }
 
-func storageMaps(in []IDMap) []idtools.IDMap {
+func storageMaps(in []specs.LinuxIDMapping) []idtools.IDMap {
 	out := make([]idtools.IDMap, 0, len(in))
 	for _, m := range in {
-		out = append(out, idtools.IDMap{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+		out = append(out, idtools.IDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 	}
 	return out
 }
