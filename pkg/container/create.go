@@ -193,6 +193,14 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if err != nil {
 		return nil, err
 	}
+	if aa := s.opts.AppArmor; aa != nil {
+		in.AppArmor = aa
+		if in.Security.AppArmor.Type == spec.RuntimeDefault && !in.Security.Privileged {
+			if err := aa.EnsureDefault(ctx); err != nil {
+				return nil, fmt.Errorf("AppArmor profile for RuntimeDefault: %v: %w", err, errdefs.ErrFailedPrecondition)
+			}
+		}
+	}
 	ociSpec, err := spec.Build(in)
 	if err != nil {
 		return nil, err

@@ -81,6 +81,15 @@ type Options struct {
 	// Controllers are the cgroup controllers of the host (cgroup.Controllers);
 	// limits through others are dropped. nil means all.
 	Controllers spec.Controllers
+	// AppArmor is the node's AppArmor; nil on nodes without it.
+	AppArmor AppArmor
+}
+
+// AppArmor is the node's AppArmor as containers need it (pkg/apparmor).
+type AppArmor interface {
+	spec.AppArmorHost
+	// EnsureDefault loads the RuntimeDefault profile unless it is loaded.
+	EnsureDefault(ctx context.Context) error
 }
 
 // Service runs containers. Safe for concurrent use: operations on one

@@ -97,10 +97,10 @@ func createRequest(req *runtimeapi.CreateContainerRequest) (container.CreateRequ
 		sec.RunAsGroup = &v
 	}
 	var err error
-	if sec.Seccomp, err = profile("seccomp", sc.GetSeccomp(), sc.GetSeccompProfilePath()); err != nil {
+	if sec.Seccomp, err = profile("seccomp", sc.GetSeccomp(), sc.GetSeccompProfilePath(), spec.Unconfined); err != nil {
 		return out, err
 	}
-	if sec.AppArmor, err = profile("apparmor", sc.GetApparmor(), sc.GetApparmorProfile()); err != nil {
+	if sec.AppArmor, err = profile("apparmor", sc.GetApparmor(), sc.GetApparmorProfile(), spec.RuntimeDefault); err != nil {
 		return out, err
 	}
 	in.Security = sec
@@ -148,8 +148,10 @@ func criPropagation(p spec.Propagation) runtimeapi.MountPropagation {
 
 // profile converts a seccomp or AppArmor choice: the structured field, else
 // the deprecated string ("runtime/default", "unconfined", "localhost/<x>"),
-// else unconfined, the CRI default.
-func profile(kind string, p *runtimeapi.SecurityProfile, legacy string) (spec.Profile, error) {
+// else unset, the CRI default for its kind: unconfined for seccomp, the
+// runtime's default profile for AppArmor (api.proto: "runtime/default:
+// equivalent to not specifying a profile").
+func profile(kind string, p *runtimeapi.SecurityProfile, legacy string, unset spec.ProfileType) (spec.Profile, error) {
 	if p != nil {
 		switch p.GetProfileType() {
 		case runtimeapi.SecurityProfile_RuntimeDefault:
@@ -162,7 +164,9 @@ func profile(kind string, p *runtimeapi.SecurityProfile, legacy string) (spec.Pr
 		return spec.Profile{}, fmt.Errorf("%s profile type %v: %w", kind, p.GetProfileType(), errdefs.ErrInvalidArgument)
 	}
 	switch {
-	case legacy == "" || legacy == "unconfined":
+	case legacy == "":
+		return spec.Profile{Type: unset}, nil
+	case legacy == "unconfined":
 		return spec.Profile{Type: spec.Unconfined}, nil
 	case legacy == "runtime/default" || legacy == "docker/default":
 		return spec.Profile{Type: spec.RuntimeDefault}, nil

@@ -54,6 +54,10 @@ func (s *runtimeService) Status(ctx context.Context, req *runtimeapi.StatusReque
 		if netErr == nil {
 			info["network"] = network
 		}
+		info["apparmor"] = map[string]any{"enabled": false}
+		if s.opts.AppArmor != nil {
+			info["apparmor"] = s.opts.AppArmor.Status()
+		}
 		if cidr := s.opts.Network.PodCIDR(); cidr != "" {
 			info["podCIDR"] = cidr
 		}

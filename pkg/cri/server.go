@@ -96,6 +96,9 @@ type Options struct {
 	// HandlerFeatures are each handler's optional features, by name; the
 	// default handler's are also under "".
 	HandlerFeatures map[string]oci.Features
+	// AppArmor is the node's AppArmor, reported by verbose Status; nil on
+	// nodes without it.
+	AppArmor interface{ Status() map[string]any }
 	// Config is the effective configuration, shown by a verbose Status.
 	Config any
 }

@@ -16,6 +16,7 @@ import (
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/cri-runtime/cri-runtime/pkg/apparmor"
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/config"
 	"github.com/cri-runtime/cri-runtime/pkg/container"
@@ -150,6 +151,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		log.Warn("cannot list the cgroup controllers: passing every limit to the OCI runtime", "err", err)
 	}
+	// AppArmor: load our RuntimeDefault profile now, so that a node whose
+	// parser is missing or refuses it says so at start-up (containers that
+	// ask for it then fail with the reason; see Status).
+	var armor interface {
+		container.AppArmor
+		Status() map[string]any
+	} // stays a nil interface on nodes without AppArmor
+	if h := apparmor.NewHost(""); h != nil {
+		armor = h
+		if err := h.EnsureDefault(ctx); err != nil {
+			log.Error("AppArmor is enabled but its default profile cannot be loaded: containers asking for RuntimeDefault will fail", "err", err)
+		} else {
+			log.Info("AppArmor default profile loaded", "profile", apparmor.DefaultProfile)
+		}
+	}
 	containers, err := container.New(container.Options{
 		Root:           cfg.Root,
 		CgroupDriver:   cfg.CgroupDriver,
@@ -159,6 +175,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		DefaultHandler: cfg.Runtime.DefaultHandler(),
 		Events:         &lifecycle,
 		Controllers:    controllers,
+		AppArmor:       armor,
 	}, log.With("component", "container"))
 	if err != nil {
 		return err
@@ -223,6 +240,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		CgroupDriver:    cfg.CgroupDriver,
 		Handlers:        handlerNames,
 		HandlerFeatures: features,
+		AppArmor:        armor,
 		Config:          cfg,
 	})
 	lis, err := cri.Listen(cfg.Listen)

@@ -60,8 +60,8 @@ func TestBuildRootfs(t *testing.T) {
 
 // A privileged container gets everything at once.
 func TestBuildPrivileged(t *testing.T) {
-	withAppArmor(t, true)
 	in := baseInput(t)
+	in.AppArmor = loadedProfiles{DefaultAppArmorProfile}
 	in.Security.Privileged = true
 	s := mustBuild(t, in)
 	if len(s.Process.Capabilities.Bounding) != len(knownCapabilities()) {

@@ -27,13 +27,3 @@ func TestGrantableCapabilitiesFollowTheBoundingSet(t *testing.T) {
 		}
 	}
 }
-
-func TestAppArmorDefaultNeedsTheProfileLoaded(t *testing.T) {
-	withAppArmor(t, true)
-	apparmorLoaded = func(string) bool { return false } // restored by withAppArmor's cleanup
-	in := baseInput(t)
-	in.Security.AppArmor = Profile{Type: RuntimeDefault}
-	if got := mustBuild(t, in).Process.ApparmorProfile; got != "" {
-		t.Fatalf("AppArmor profile = %q; want none while %s is not loaded (runc would refuse it)", got, DefaultAppArmorProfile)
-	}
-}

@@ -147,7 +147,9 @@ func FuzzBuild(f *testing.F) {
 		} else if capability != "" {
 			in.Security.CapDrop = append(in.Security.CapDrop, capability)
 		}
-		withAppArmor(t, flags&4 != 0)
+		if flags&4 != 0 {
+			in.AppArmor = loadedProfiles{DefaultAppArmorProfile, "fuzz-profile"}
+		}
 
 		// The canonical name StopSignal returns is what the monitor hands
 		// to the runtime: it must read back as itself.

@@ -29,25 +29,21 @@ video:x:44:bob
 staff:x:50:
 `
 
-// fakeHost replaces the package's host hooks for the whole test binary:
-// no AppArmor, and a fixed device list for privileged containers.
+// The package's host hook is replaced for the whole test binary: a fixed
+// device list for privileged containers.
 var fakeHostDevices = []specs.LinuxDevice{{Path: "/dev/fakedisk", Type: "b", Major: 8, Minor: 0}}
 
 func TestMain(m *testing.M) {
-	apparmorEnabled = func() bool { return false }
 	hostDevices = func() ([]specs.LinuxDevice, error) { return slices.Clone(fakeHostDevices), nil }
 	os.Exit(m.Run())
 }
 
-// withAppArmor fakes a host with (or without) AppArmor, and with our
-// default profile loaded, for one test.
-func withAppArmor(t *testing.T, on bool) {
-	t.Helper()
-	old, oldLoaded := apparmorEnabled, apparmorLoaded
-	apparmorEnabled = func() bool { return on }
-	apparmorLoaded = func(string) bool { return on }
-	t.Cleanup(func() { apparmorEnabled, apparmorLoaded = old, oldLoaded })
-}
+// loadedProfiles is a node with AppArmor that has these profiles loaded.
+type loadedProfiles []string
+
+var _ AppArmorHost = loadedProfiles(nil)
+
+func (l loadedProfiles) Loaded(name string) bool { return slices.Contains(l, name) }
 
 // newRootfs makes a rootfs with the test /etc/passwd and /etc/group.
 func newRootfs(t *testing.T) string {

@@ -16,34 +16,13 @@ import (
 	"github.com/opencontainers/runtime-tools/generate"
 	"github.com/opencontainers/runtime-tools/generate/seccomp"
 
+	"github.com/cri-runtime/cri-runtime/pkg/apparmor"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
-// DefaultAppArmorProfile is the AppArmor profile RuntimeDefault selects. The
-// daemon is responsible for loading it on hosts with AppArmor.
-const DefaultAppArmorProfile = "cri-runtime-default"
-
-// apparmorEnabled reports whether the host runs AppArmor. It is a variable
-// so tests can fake either kind of host.
-var apparmorEnabled = func() bool {
-	_, err := os.Stat("/sys/kernel/security/apparmor")
-	return err == nil
-}
-
-// apparmorLoaded reports whether the kernel has a profile of this name
-// loaded. A package variable so tests do not depend on the host.
-var apparmorLoaded = func(name string) bool {
-	data, err := os.ReadFile("/sys/kernel/security/apparmor/profiles")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if profile, _, _ := strings.Cut(line, " ("); profile == name {
-			return true
-		}
-	}
-	return false
-}
+// DefaultAppArmorProfile is the AppArmor profile RuntimeDefault selects
+// (pkg/apparmor writes and loads it).
+const DefaultAppArmorProfile = apparmor.DefaultProfile
 
 // defaultCapabilities is Docker's and containerd's default set.
 var defaultCapabilities = []string{
@@ -256,35 +235,43 @@ func loadSeccompProfile(path string) (*specs.LinuxSeccomp, error) {
 	return &prof, nil
 }
 
-// setAppArmor sets process.apparmorProfile on hosts with AppArmor: the
-// named profile for Localhost, DefaultAppArmorProfile for RuntimeDefault
-// (except for privileged containers), nothing for Unconfined. Without
-// AppArmor on the host the field stays empty whatever was asked.
+// setAppArmor sets process.apparmorProfile on nodes with AppArmor
+// (in.AppArmor): the named profile for Localhost, DefaultAppArmorProfile for
+// RuntimeDefault except for privileged containers, nothing for Unconfined.
+// A profile the kernel has not loaded is refused here, with a clear error,
+// rather than by runc at create. On nodes without AppArmor RuntimeDefault
+// and Unconfined leave the field empty; Localhost is refused, since the
+// confinement asked for by name cannot be given (the kubelet refuses such
+// pods on such nodes too).
 func setAppArmor(g *generate.Generator, in Input) error {
 	p := in.Security.AppArmor
 	g.SetProcessApparmorProfile("")
 	switch p.Type {
 	case Localhost:
 		if p.LocalhostPath == "" {
-			return fmt.Errorf("localhost profile without a name: %w", errdefs.ErrInvalidArgument)
+			return fmt.Errorf("localhost AppArmor profile without a name: %w", errdefs.ErrInvalidArgument)
 		}
 	case RuntimeDefault, Unconfined:
 	default:
 		return fmt.Errorf("unknown profile type %d: %w", p.Type, errdefs.ErrInvalidArgument)
 	}
-	if !apparmorEnabled() {
-		return nil
-	}
+	name := ""
 	switch {
 	case p.Type == Localhost:
-		g.SetProcessApparmorProfile(p.LocalhostPath)
+		name = p.LocalhostPath
 	case p.Type == RuntimeDefault && !in.Security.Privileged:
-		// Name the default profile only once it is loaded (an operator
-		// loads it with apparmor_parser): runc would refuse to start the
-		// container under a profile the kernel does not have.
-		if apparmorLoaded(DefaultAppArmorProfile) {
-			g.SetProcessApparmorProfile(DefaultAppArmorProfile)
-		}
+		name = DefaultAppArmorProfile
 	}
+	switch {
+	case name == "":
+		return nil
+	case in.AppArmor == nil && p.Type == Localhost:
+		return fmt.Errorf("AppArmor profile %q: AppArmor is not enabled on this node: %w", name, errdefs.ErrFailedPrecondition)
+	case in.AppArmor == nil:
+		return nil
+	case !in.AppArmor.Loaded(name):
+		return fmt.Errorf("AppArmor profile %q is not loaded on this node: %w", name, errdefs.ErrFailedPrecondition)
+	}
+	g.SetProcessApparmorProfile(name)
 	return nil
 }

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -10,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-tools/generate/seccomp"
+
+	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
 func TestCapabilities(t *testing.T) {
@@ -201,32 +204,41 @@ func TestSeccomp(t *testing.T) {
 }
 
 func TestAppArmor(t *testing.T) {
+	withDefault := loadedProfiles{DefaultAppArmorProfile, "my-prof"}
 	for _, tc := range []struct {
 		name       string
-		host       bool
+		host       AppArmorHost // nil: no AppArmor on the node
 		privileged bool
 		profile    Profile
 		want       string
-		wantErr    bool
+		wantErr    error
 	}{
 		{name: "no apparmor on host: default", profile: Profile{Type: RuntimeDefault}},
-		{name: "no apparmor on host: localhost", profile: Profile{Type: Localhost, LocalhostPath: "my-prof"}},
-		{name: "runtime default", host: true, profile: Profile{Type: RuntimeDefault}, want: DefaultAppArmorProfile},
-		{name: "localhost", host: true, profile: Profile{Type: Localhost, LocalhostPath: "my-prof"}, want: "my-prof"},
-		{name: "unconfined", host: true, profile: Profile{Type: Unconfined}},
-		{name: "privileged default is unconfined", host: true, privileged: true, profile: Profile{Type: RuntimeDefault}},
-		{name: "privileged keeps localhost", host: true, privileged: true, profile: Profile{Type: Localhost, LocalhostPath: "p"}, want: "p"},
-		{name: "localhost without name", host: true, profile: Profile{Type: Localhost}, wantErr: true},
-		{name: "unknown type", profile: Profile{Type: 9}, wantErr: true},
+		{name: "no apparmor on host: unconfined", profile: Profile{Type: Unconfined}},
+		{name: "no apparmor on host: localhost is refused", profile: Profile{Type: Localhost, LocalhostPath: "my-prof"},
+			wantErr: errdefs.ErrFailedPrecondition},
+		{name: "runtime default", host: withDefault, profile: Profile{Type: RuntimeDefault}, want: DefaultAppArmorProfile},
+		{name: "runtime default not loaded", host: loadedProfiles{"my-prof"}, profile: Profile{Type: RuntimeDefault},
+			wantErr: errdefs.ErrFailedPrecondition},
+		{name: "localhost", host: withDefault, profile: Profile{Type: Localhost, LocalhostPath: "my-prof"}, want: "my-prof"},
+		{name: "localhost not loaded", host: withDefault, profile: Profile{Type: Localhost, LocalhostPath: "other"},
+			wantErr: errdefs.ErrFailedPrecondition},
+		{name: "unconfined", host: withDefault, profile: Profile{Type: Unconfined}},
+		{name: "privileged default is unconfined", host: loadedProfiles{}, privileged: true, profile: Profile{Type: RuntimeDefault}},
+		{name: "privileged keeps localhost", host: loadedProfiles{"p"}, privileged: true, profile: Profile{Type: Localhost, LocalhostPath: "p"}, want: "p"},
+		{name: "localhost without name", host: withDefault, profile: Profile{Type: Localhost}, wantErr: errdefs.ErrInvalidArgument},
+		{name: "unknown type", profile: Profile{Type: 9}, wantErr: errdefs.ErrInvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			withAppArmor(t, tc.host)
 			in := baseInput(t)
+			in.AppArmor = tc.host
 			in.Security.Privileged = tc.privileged
 			in.Security.AppArmor = tc.profile
 			s, err := Build(in)
-			if tc.wantErr {
-				wantInvalid(t, err)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
 				return
 			}
 			if err != nil {

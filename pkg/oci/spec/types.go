@@ -5,8 +5,8 @@
 // runtime. The only files it reads are /etc/passwd and /etc/group inside the
 // container's rootfs (resolved without leaving it), Localhost seccomp profiles,
 // and a stat of each mount source and device node the request names. The
-// few host facts it needs beyond that (is AppArmor enabled, which devices a
-// privileged container gets) are package variables so tests can replace them.
+// node's AppArmor comes in the Input; which devices a privileged container
+// gets is a package variable so tests can replace it.
 //
 // Build is made of small steps, one per file: process.go (argv, env, cwd),
 // identity.go (uid, gids), namespaces.go, mounts.go, devices.go, security.go
@@ -92,7 +92,9 @@ type Input struct {
 	// /dev/shm is bound instead.
 	HostsPath, HostnamePath, ResolvConfPath, ShmPath string
 	Security                                         Security
-	Resources                                        Resources
+	// AppArmor is the node's AppArmor; nil on nodes without it.
+	AppArmor  AppArmorHost
+	Resources Resources
 	// CgroupsPath is passed through to linux.cgroupsPath.
 	CgroupsPath string
 	// Controllers are the cgroup controllers the OCI runtime can use on
@@ -167,6 +169,12 @@ type Security struct {
 	DefaultMaskedPaths, DefaultReadonlyPaths bool
 	Seccomp                                  Profile
 	AppArmor                                 Profile
+}
+
+// AppArmorHost is what the builder needs to know of the node's AppArmor.
+type AppArmorHost interface {
+	// Loaded reports whether the kernel has the named profile loaded.
+	Loaded(name string) bool
 }
 
 // ProfileType selects a seccomp or AppArmor profile.

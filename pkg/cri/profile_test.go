@@ -1,0 +1,44 @@
+package cri
+
+import (
+	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
+)
+
+// What a container's security context names, for seccomp and AppArmor,
+// becomes; an unset choice is each kind's CRI default.
+func TestSecurityProfiles(t *testing.T) {
+	sp := func(typ runtimeapi.SecurityProfile_ProfileType, ref string) *runtimeapi.SecurityProfile {
+		return &runtimeapi.SecurityProfile{ProfileType: typ, LocalhostRef: ref}
+	}
+	for _, tc := range []struct {
+		name    string
+		field   *runtimeapi.SecurityProfile
+		legacy  string
+		unset   spec.ProfileType
+		want    spec.Profile
+		wantErr bool
+	}{
+		{name: "seccomp unset is unconfined", unset: spec.Unconfined, want: spec.Profile{Type: spec.Unconfined}},
+		{name: "apparmor unset is the default", unset: spec.RuntimeDefault, want: spec.Profile{Type: spec.RuntimeDefault}},
+		{name: "legacy unconfined", legacy: "unconfined", unset: spec.RuntimeDefault, want: spec.Profile{Type: spec.Unconfined}},
+		{name: "legacy runtime/default", legacy: "runtime/default", unset: spec.Unconfined, want: spec.Profile{Type: spec.RuntimeDefault}},
+		{name: "legacy localhost", legacy: "localhost/p", unset: spec.RuntimeDefault, want: spec.Profile{Type: spec.Localhost, LocalhostPath: "p"}},
+		{name: "field wins over legacy", field: sp(runtimeapi.SecurityProfile_Unconfined, ""), legacy: "localhost/p",
+			unset: spec.RuntimeDefault, want: spec.Profile{Type: spec.Unconfined}},
+		{name: "field localhost", field: sp(runtimeapi.SecurityProfile_Localhost, "q"), unset: spec.Unconfined,
+			want: spec.Profile{Type: spec.Localhost, LocalhostPath: "q"}},
+		{name: "legacy nonsense", legacy: "sometimes", unset: spec.Unconfined, wantErr: true},
+		{name: "field unknown type", field: sp(7, ""), unset: spec.Unconfined, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := profile("test", tc.field, tc.legacy, tc.unset)
+			if (err != nil) != tc.wantErr || (err == nil && got != tc.want) {
+				t.Errorf("profile = %+v, %v; want %+v (error %v)", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
