@@ -11,6 +11,7 @@ packages=(
   iptables                     # used by the bridge (ipMasq) and portmap plugins
   busybox-static               # the e2e tests build their images from /bin/busybox
   iproute2 util-linux          # ip and nsenter, which the e2e tests inspect pods with
+  apparmor                     # apparmor_parser, which loads our default profile on AppArmor nodes
   make git ca-certificates
   # Headers containers/image and containers/storage need when built without
   # the Makefile's build tags, so that a plain `go build ./...` works too.

@@ -20,6 +20,9 @@ missing=()
 command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
 compgen -G '/boot/vmlinuz-*-amd64' >/dev/null || missing+=(linux-image-amd64)
 command -v cpio >/dev/null || missing+=(cpio)
+# critest loads its AppArmor test profiles with `sudo apparmor_parser`.
+command -v sudo >/dev/null || missing+=(sudo)
+command -v apparmor_parser >/dev/null || missing+=(apparmor)
 if ((${#missing[@]})); then
 	[[ $(id -u) -eq 0 ]] || { echo "test-vm: missing ${missing[*]}; run as root (sudo)" >&2; exit 1; }
 	echo "test-vm: installing ${missing[*]}"

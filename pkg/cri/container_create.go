@@ -159,7 +159,14 @@ func profile(kind string, p *runtimeapi.SecurityProfile, legacy string, unset sp
 		case runtimeapi.SecurityProfile_Unconfined:
 			return spec.Profile{Type: spec.Unconfined}, nil
 		case runtimeapi.SecurityProfile_Localhost:
-			return spec.Profile{Type: spec.Localhost, LocalhostPath: p.GetLocalhostRef()}, nil
+			ref := p.GetLocalhostRef()
+			if kind == "apparmor" {
+				// api.proto asks for the bare profile name; clients
+				// (critest among them) also send the deprecated field's
+				// "localhost/<name>" form, which containerd and CRI-O accept.
+				ref = strings.TrimPrefix(ref, "localhost/")
+			}
+			return spec.Profile{Type: spec.Localhost, LocalhostPath: ref}, nil
 		}
 		return spec.Profile{}, fmt.Errorf("%s profile type %v: %w", kind, p.GetProfileType(), errdefs.ErrInvalidArgument)
 	}

@@ -16,6 +16,7 @@ func TestSecurityProfiles(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
+		kind    string // "apparmor" unless set
 		field   *runtimeapi.SecurityProfile
 		legacy  string
 		unset   spec.ProfileType
@@ -31,11 +32,19 @@ func TestSecurityProfiles(t *testing.T) {
 			unset: spec.RuntimeDefault, want: spec.Profile{Type: spec.Unconfined}},
 		{name: "field localhost", field: sp(runtimeapi.SecurityProfile_Localhost, "q"), unset: spec.Unconfined,
 			want: spec.Profile{Type: spec.Localhost, LocalhostPath: "q"}},
+		{name: "apparmor field with the legacy prefix", field: sp(runtimeapi.SecurityProfile_Localhost, "localhost/q"), unset: spec.RuntimeDefault,
+			want: spec.Profile{Type: spec.Localhost, LocalhostPath: "q"}},
+		{name: "seccomp field keeps its path", kind: "seccomp", field: sp(runtimeapi.SecurityProfile_Localhost, "localhost/q"), unset: spec.Unconfined,
+			want: spec.Profile{Type: spec.Localhost, LocalhostPath: "localhost/q"}},
 		{name: "legacy nonsense", legacy: "sometimes", unset: spec.Unconfined, wantErr: true},
 		{name: "field unknown type", field: sp(7, ""), unset: spec.Unconfined, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := profile("test", tc.field, tc.legacy, tc.unset)
+			kind := tc.kind
+			if kind == "" {
+				kind = "apparmor"
+			}
+			got, err := profile(kind, tc.field, tc.legacy, tc.unset)
 			if (err != nil) != tc.wantErr || (err == nil && got != tc.want) {
 				t.Errorf("profile = %+v, %v; want %+v (error %v)", got, err, tc.want, tc.wantErr)
 			}

@@ -71,7 +71,7 @@ func TestAppArmor(t *testing.T) {
 	// A profile of the test's own, loaded as an operator would.
 	const testProfile = "cri-runtime-e2e-no-tmp-writes"
 	prof := filepath.Join(t.TempDir(), "profile")
-	text := "profile " + testProfile + " flags=(attach_disconnected) {\n  file,\n  capability,\n  deny /tmp/** w,\n}\n"
+	text := "profile " + testProfile + " flags=(attach_disconnected) {\n  file,\n  capability,\n  mount,\n  umount,\n  deny /tmp/** w,\n}\n"
 	if err := os.WriteFile(prof, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +83,8 @@ func TestAppArmor(t *testing.T) {
 	// Each container says which profile confines it, whether it may mount
 	// (it has CAP_SYS_ADMIN and no seccomp filter, so only AppArmor stops
 	// it) and whether it may write under /tmp.
-	const script = `cat /proc/self/attr/current; echo; mkdir -p /tmp/m; ` +
-		`mount -t tmpfs none /tmp/m 2>/dev/null && echo mount=ok || echo mount=denied; ` +
+	const script = `cat /proc/self/attr/current; mkdir -p /m; ` +
+		`mount -t tmpfs none /m 2>/dev/null && echo mount=ok || echo mount=denied; ` +
 		`(echo x >/tmp/f) 2>/dev/null && echo write=ok || echo write=denied; echo ` + endMark
 	for _, tc := range []struct {
 		name             string
