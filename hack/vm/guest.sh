@@ -43,10 +43,15 @@ prop() { systemctl show -P "$1" cri-runtime; }
 
 # --- setup -----------------------------------------------------------------
 # The root is an overlay on tmpfs, which overlayfs cannot use as an upper
-# layer: give the image store and temporary files tmpfs of their own.
-mount -t tmpfs -o mode=0711 tmpfs /var/lib/cri-runtime 2>/dev/null ||
-	{ mkdir -p /var/lib/cri-runtime && mount -t tmpfs -o mode=0711 tmpfs /var/lib/cri-runtime; }
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# layer: the image store and temporary files go on the VM's ext4 disk
+# (run.sh), as on a real node.
+mkdir -p /disk /var/lib/cri-runtime
+mount /dev/vda /disk || echo "FAIL setup: cannot mount the VM's disk /dev/vda" >>"$OUT/results"
+mkdir -p /disk/root /disk/tmp
+chmod 0711 /disk/root
+chmod 1777 /disk/tmp
+mount --bind /disk/root /var/lib/cri-runtime
+mount --bind /disk/tmp /tmp
 : >/etc/crictl.yaml # the flags say it all
 echo "kernel $(uname -r); cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers);" \
 	"AppArmor: $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo no); $(runc --version | head -1)"
@@ -168,8 +173,13 @@ run_critest() {
 	if ! command -v apparmor_parser >/dev/null || ! command -v sudo >/dev/null; then
 		fail "no apparmor_parser or sudo on the shared root: critest's AppArmor specs cannot run"
 	fi
-	mkdir -p /tmp/critest
-	(cd /tmp/critest && timeout "${CRITEST_TIMEOUT:-900}" "$SRC/bin/critest" \
+	# critest tests idmapped mounts on /var/lib (the parent of containerd's
+	# state directory), which here is the shared root's overlay, which has
+	# none; a real node's is on its root disk. So critest runs in a mount
+	# namespace of its own whose /var/lib is a directory of the VM's disk.
+	mkdir -p /tmp/critest /disk/critest-var-lib
+	(cd /tmp/critest && timeout "${CRITEST_TIMEOUT:-900}" \
+		unshare -m sh -c 'mount --bind /disk/critest-var-lib /var/lib && exec "$@"' critest "$SRC/bin/critest" \
 		-runtime-endpoint "unix://$SOCK" -image-endpoint "unix://$SOCK" \
 		-config /tmp/critest/crictl.yaml -ginkgo.no-color \
 		-ginkgo.json-report "$OUT/critest-report.json" \

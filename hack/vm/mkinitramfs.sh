@@ -31,7 +31,8 @@ add() {
 	esac
 	order+=("$m")
 }
-for m in virtio_ring virtio virtio_pci 9pnet 9pnet_virtio 9p overlay; do add "$m"; done
+# virtio_blk and ext4: the disk the guest keeps the daemon's root on.
+for m in virtio_ring virtio virtio_pci 9pnet 9pnet_virtio 9p overlay virtio_blk ext4; do add "$m"; done
 printf '%s\n' "${order[@]}" >"$tmp/modules/order"
 
 (cd "$tmp" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
