@@ -33,8 +33,8 @@ type fakeImages struct {
 	diff    []byte            // what WritableLayerDiff answers
 	applied map[string][]byte // ApplyWritableLayerDiff's input, by container
 	layers  map[string]bool
-	mounts map[image.ID]int // image volumes mounted, by image
-	dir    string           // what an image volume's mount looks like
+	mounts  map[image.ID]int // image volumes mounted, by image
+	dir     string           // what an image volume's mount looks like
 }
 
 func (f *fakeImages) Status(_ context.Context, ref string) (*image.Image, error) {
