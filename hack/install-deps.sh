@@ -17,6 +17,7 @@ packages=(
   # the Makefile's build tags, so that a plain `go build ./...` works too.
   pkg-config libgpgme-dev libbtrfs-dev
   libseccomp-dev gcc           # to build runc when Debian's is too old (below)
+  criu                         # checkpoint/restore (runc runs it; works where the kernel allows)
 )
 
 missing=()

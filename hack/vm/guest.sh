@@ -6,7 +6,7 @@
 # tests. Every check appends "PASS name" or "FAIL name" to /vm-out/results;
 # logs go to /vm-out too. Never run this on a host.
 set -uo pipefail
-: "${SRC:?}" "${VM_CHECKS:=service systemd-driver critest e2e}"
+: "${SRC:?}" "${VM_CHECKS:=service systemd-driver checkpoint critest e2e}"
 OUT=/vm-out
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin
 export HOME=/root GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
@@ -40,6 +40,9 @@ fail() {
 }
 
 prop() { systemctl show -P "$1" cri-runtime; }
+
+# shellcheck source=hack/vm/checkpoint.sh
+. "$SRC/hack/vm/checkpoint.sh"
 
 # --- setup -----------------------------------------------------------------
 # The root is an overlay on tmpfs, which overlayfs cannot use as an upper
@@ -225,6 +228,11 @@ if setup_images && install_service; then
 			check systemd-driver-pod-removed pod_removed
 			check systemd-driver-stop service_stop
 			configure "${CGROUP_DRIVER:-cgroupfs}"
+			;;
+		checkpoint)
+			systemctl start cri-runtime
+			check checkpoint-restore checkpoint_restore
+			systemctl stop cri-runtime
 			;;
 		critest)
 			systemctl start cri-runtime

@@ -6,7 +6,7 @@
 # (contrib/systemd), critest against it. Results come back through a
 # writable 9p share (bin/vm/out); this script fails when any check failed.
 #
-# Environment: VM_CHECKS ("service systemd-driver critest e2e": the
+# Environment: VM_CHECKS ("service systemd-driver checkpoint critest e2e": the
 # groups of checks; E2E_TESTS a -test.run pattern), CGROUP_DRIVER (cgroupfs),
 # CRITEST_ARGS (extra critest flags, e.g. -ginkgo.focus=...), VM_TIMEOUT
 # (seconds, 1500: the whole lane takes about 17 minutes under TCG on 2
@@ -14,7 +14,7 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 out=$src/bin/vm/out
-: "${VM_CHECKS:=service systemd-driver critest e2e}" "${CGROUP_DRIVER:=cgroupfs}" "${CRITEST_ARGS:=}"
+: "${VM_CHECKS:=service systemd-driver checkpoint critest e2e}" "${CGROUP_DRIVER:=cgroupfs}" "${CRITEST_ARGS:=}"
 : "${VM_TIMEOUT:=1500}" "${VM_MEMORY:=4G}" "${VM_CPUS:=$(($(nproc) < 4 ? $(nproc) : 4))}"
 
 missing=()

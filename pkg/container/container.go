@@ -5,6 +5,9 @@
 //
 //	Created --Start--> Running --(process exits, Stop)--> Exited --Remove--> gone
 //
+// A container made from a checkpoint archive is Created with no process
+// until Start, which restores the checkpointed processes (restore.go).
+//
 // State changes go through one function (setState), which persists the
 // record under --root before anyone can observe the new state.
 package container
@@ -68,6 +71,11 @@ type Container struct {
 	// Removing is set before RemoveContainer takes anything away; a
 	// start-up finds such a container half-removed and finishes the job.
 	Removing bool `json:"removing,omitempty"`
+
+	// Restore: made from a checkpoint archive, restored by Start.
+	// RestoredFrom: the checkpoint it was restored from.
+	Restore      *Restore `json:"restore,omitempty"`
+	RestoredFrom *Restore `json:"restoredFrom,omitempty"`
 
 	Spec *specs.Spec `json:"spec,omitempty"` // what runc ran
 }

@@ -107,8 +107,18 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if err != nil {
 		return nil, err
 	}
+	// An absolute path to a file is a checkpoint archive to restore.
+	var restore *restorePlan
+	if isCheckpointArchive(req.Image) {
+		if restore, err = s.planRestore(ctx, &req); err != nil {
+			return nil, err
+		}
+	}
 	img, err := s.opts.Images.Status(ctx, req.Image)
 	if err != nil {
+		if restore != nil && errors.Is(err, errdefs.ErrNotFound) {
+			return nil, restore.imageMissing(err)
+		}
 		if errors.Is(err, errdefs.ErrNotFound) {
 			return nil, fmt.Errorf("image %q is not present: pull it first: %w", req.Image, errdefs.ErrNotFound)
 		}
@@ -181,6 +191,13 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	}
 	undo = append(undo, func() error { return s.opts.Images.RemoveWritableLayer(id) })
 	crashpoint.Hit("ctr-create:layer")
+	var restored *Restore
+	if restore != nil {
+		// Removed with the record directory on failure.
+		if restored, err = s.unpackRestore(restore, id, filepath.Join(filepath.Dir(s.recordPath(id)), "restore")); err != nil {
+			return nil, err
+		}
+	}
 
 	volMounts, err := s.mountImageVolumes(imageVolumes)
 	if err != nil {
@@ -205,18 +222,24 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	defer cancel()
-	runLog := logPath
-	if runLog == "" {
-		runLog = s.logFile(&Container{ID: id})
+	var pid int
+	if restore != nil {
+		// No runc container yet: Start restores the checkpoint.
+		applyRestoredProcess(ociSpec, restore)
+	} else {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		runLog := logPath
+		if runLog == "" {
+			runLog = s.logFile(&Container{ID: id})
+		}
+		pid, err = rt.Create(rctx, oci.CreateOptions{ID: id, Name: req.Name, Spec: ociSpec, LogPath: runLog, Stdin: req.Stdin, StdinOnce: req.StdinOnce})
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() error { return rt.Delete(context.WithoutCancel(ctx), id) })
+		crashpoint.Hit("ctr-create:runc")
 	}
-	pid, err := rt.Create(rctx, oci.CreateOptions{ID: id, Name: req.Name, Spec: ociSpec, LogPath: runLog, Stdin: req.Stdin, StdinOnce: req.StdinOnce})
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, func() error { return rt.Delete(context.WithoutCancel(ctx), id) })
-	crashpoint.Hit("ctr-create:runc")
 
 	c := &Container{
 		ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt, Handler: handler,
@@ -225,6 +248,10 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 		Stdin: req.Stdin, StdinOnce: req.StdinOnce,
 		State: Created, CreatedAt: time.Now(), Pid: pid, Spec: ociSpec,
 		CgroupPath: filepath.Join(pod.CgroupParent, "crirt-"+id),
+		Restore:    restored,
+	}
+	if restore != nil {
+		c.Image = restore.imageName
 	}
 	if s.opts.CgroupDriver == "systemd" {
 		c.CgroupPath += ".scope" // runc's systemd driver names the scope prefix-name.scope

@@ -38,6 +38,14 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	// that a process exiting at once never seems to end before it started.
 	startedAt := time.Now()
 	crashpoint.Hit("ctr-start:before")
+	if c.Restore != nil {
+		if err := s.startRestore(ctx, c, startedAt); err != nil {
+			return err
+		}
+		safego.Go(s.log, "watch container exit", func() { s.watch(c.ID) })
+		s.opts.Events.Publish(events.Event{Type: events.Started, ContainerID: c.ID, PodID: c.PodID})
+		return nil
+	}
 	if err := s.runtimeOf(c).Start(ctx, c.ID); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -39,6 +40,8 @@ type Images interface {
 	WritableLayerUsage(id string) (image.Usage, error)
 	MountImage(img image.ID) (string, error)
 	UnmountImage(img image.ID) error
+	WritableLayerDiff(id string) (io.ReadCloser, error)
+	ApplyWritableLayerDiff(id string, diff io.Reader) error
 }
 
 // Pods finds the pod a container belongs to.
@@ -63,6 +66,7 @@ type Runtime interface {
 	Exec(ctx context.Context, id string, cmd []string, s oci.Streams) (int, error)
 	Attach(ctx context.Context, id string, s oci.Streams, stdinOnce bool) error
 	Update(ctx context.Context, id string, res *specs.LinuxResources) error
+	Checkpoint(ctx context.Context, id string, o oci.CheckpointOptions) error
 }
 
 var _ Runtime = (*oci.Runtime)(nil)
@@ -83,6 +87,11 @@ type Options struct {
 	Controllers spec.Controllers
 	// AppArmor is the node's AppArmor; nil on nodes without it.
 	AppArmor AppArmor
+	// CRIU says whether checkpoint and restore work here (nil: they do not).
+	CRIU CRIU
+	// ArchiveForbidden are directories, besides Root, where checkpoint
+	// archives may not be written (the volatile state).
+	ArchiveForbidden []string
 }
 
 // AppArmor is the node's AppArmor as containers need it (pkg/apparmor).
@@ -135,6 +144,10 @@ func New(opts Options, log *slog.Logger) (*Service, error) {
 	s := &Service{opts: opts, log: log, containers: map[string]*Container{}, names: map[string]string{}}
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		s.oomScoreAdjMin, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	// A checkpoint's work files left by a crash.
+	if err := os.RemoveAll(s.checkpointWorkDir()); err != nil {
+		log.Warn("remove interrupted checkpoints", "err", err)
 	}
 	dir := filepath.Join(opts.Root, "containers")
 	entries, err := os.ReadDir(dir)
@@ -263,6 +276,19 @@ func (s *Service) reconcile(c *Container) {
 		return // Get and the exit watcher record it
 	}
 	st, err := rt.State(context.Background(), c.ID)
+	if c.Restore != nil && c.State == Created {
+		// Made from a checkpoint: runc knows it only once Start restored it.
+		if err != nil || st.Status != "running" {
+			return
+		}
+		c.State, c.StartedAt, c.Pid = Running, c.CreatedAt, st.Pid
+		c.RestoredFrom, c.Restore = c.Restore, nil
+		s.log.Info("found a container restored by an interrupted StartContainer", "container", c.ID)
+		if err := record.Save(s.recordPath(c.ID), c); err != nil {
+			s.log.Warn("save container", "container", c.ID, "err", err)
+		}
+		return
+	}
 	switch {
 	case errors.Is(err, errdefs.ErrNotFound):
 		now := time.Now()

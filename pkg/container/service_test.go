@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -28,14 +29,16 @@ import (
 // fakes: one image ("busybox"), one ready pod ("pod0…"), and a runtime
 // that records what it was asked to do.
 type fakeImages struct {
-	mu     sync.Mutex
-	layers map[string]bool
-	mounts map[image.ID]int // image volumes mounted, by image
-	dir    string           // what an image volume's mount looks like
+	mu      sync.Mutex
+	diff    []byte            // what WritableLayerDiff answers
+	applied map[string][]byte // ApplyWritableLayerDiff's input, by container
+	layers  map[string]bool
+	mounts  map[image.ID]int // image volumes mounted, by image
+	dir     string           // what an image volume's mount looks like
 }
 
 func (f *fakeImages) Status(_ context.Context, ref string) (*image.Image, error) {
-	if ref != "busybox" {
+	if ref != "busybox" && ref != "sha256:"+strings.Repeat("ab", 32) { // a name or the ID
 		return nil, errdefs.ErrNotFound
 	}
 	cfg := &imgspecv1.Image{}
@@ -58,6 +61,21 @@ func (f *fakeImages) RemoveWritableLayer(id string) error {
 }
 
 func (f *fakeImages) WritableLayerUsage(string) (image.Usage, error) { return image.Usage{}, nil }
+
+func (f *fakeImages) WritableLayerDiff(string) (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(f.diff)), nil
+}
+
+func (f *fakeImages) ApplyWritableLayerDiff(id string, diff io.Reader) error {
+	data, err := io.ReadAll(diff)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.applied == nil {
+		f.applied = map[string][]byte{}
+	}
+	f.applied[id] = data
+	return err
+}
 
 func (f *fakeImages) MountImage(img image.ID) (string, error) {
 	f.mu.Lock()
@@ -97,6 +115,7 @@ type fakeRuntime struct {
 	mu       sync.Mutex
 	failWith error
 	created  map[string]bool
+	restored map[string]string // RestoreFrom, by container
 }
 
 func (f *fakeRuntime) Create(_ context.Context, o oci.CreateOptions) (int, error) {
@@ -106,7 +125,27 @@ func (f *fakeRuntime) Create(_ context.Context, o oci.CreateOptions) (int, error
 		return 0, f.failWith
 	}
 	f.created[o.ID] = true
+	if o.RestoreFrom != "" {
+		if f.restored == nil {
+			f.restored = map[string]string{}
+		}
+		f.restored[o.ID] = o.RestoreFrom
+	}
 	return 42, nil
+}
+
+// Checkpoint writes what runc and CRIU would: an image file and a log.
+func (f *fakeRuntime) Checkpoint(_ context.Context, id string, o oci.CheckpointOptions) error {
+	if f.failWith != nil {
+		return f.failWith
+	}
+	if err := os.MkdirAll(o.ImageDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(o.ImageDir, "pages-1.img"), []byte("memory of "+id), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(o.WorkDir, "dump.log"), []byte("dumped"), 0o600)
 }
 func (f *fakeRuntime) Delete(_ context.Context, id string) error {
 	f.mu.Lock()

@@ -58,6 +58,10 @@ func (s *runtimeService) Status(ctx context.Context, req *runtimeapi.StatusReque
 		if s.opts.AppArmor != nil {
 			info["apparmor"] = s.opts.AppArmor.Status()
 		}
+		if s.opts.Checkpoint != nil {
+			// Whether CheckpointContainer and restores work, and if not why.
+			info["checkpoint"] = s.opts.Checkpoint.Status(ctx)
+		}
 		if cidr := s.opts.Network.PodCIDR(); cidr != "" {
 			info["podCIDR"] = cidr
 		}

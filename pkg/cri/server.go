@@ -65,6 +65,13 @@ type Containers interface {
 	ReopenLog(id string) error
 	UpdateResources(ctx context.Context, id string, r spec.Resources) error
 	Stats(id string) (*container.Stats, error)
+	Checkpoint(ctx context.Context, req container.CheckpointRequest) error
+}
+
+// CheckpointSupport reports whether checkpoint/restore works on this node
+// (oci.CRIU), for Status.
+type CheckpointSupport interface {
+	Status(ctx context.Context) oci.CRIUStatus
 }
 
 // EventSource hands out subscriptions to lifecycle events.
@@ -89,7 +96,8 @@ type Options struct {
 	Streams      StreamURLs
 	Metrics      Observer // may be nil
 	ImageFs      ImageFsUsage
-	CgroupDriver string // config.CgroupfsDriver or config.SystemdDriver
+	Checkpoint   CheckpointSupport // may be nil
+	CgroupDriver string            // config.CgroupfsDriver or config.SystemdDriver
 	// Handlers are the runtime handler names (RuntimeClass handlers) served;
 	// the empty name, the default handler, is always reported.
 	Handlers []string

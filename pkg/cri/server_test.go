@@ -127,6 +127,9 @@ func (fakeContainers) ReopenLog(id string) error {
 func (fakeContainers) UpdateResources(_ context.Context, id string, _ spec.Resources) error {
 	return fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }
+func (fakeContainers) Checkpoint(_ context.Context, req container.CheckpointRequest) error {
+	return fmt.Errorf("container %s: %w", req.ID, errdefs.ErrNotFound)
+}
 
 var (
 	_ Containers    = fakeContainers{}
@@ -241,9 +244,19 @@ func TestInterceptors(t *testing.T) {
 		}
 	})
 	t.Run("not yet is Unimplemented", func(t *testing.T) {
-		_, err := rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: "abc", Location: "/tmp/x"})
+		_, err := rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: "abc", OutputPath: "/tmp/x"})
 		if status.Code(err) != codes.Unimplemented {
 			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("checkpoint of an unknown container is NotFound", func(t *testing.T) {
+		_, err := rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: "abc", Location: "/tmp/x"})
+		if status.Code(err) != codes.NotFound {
+			t.Fatalf("err = %v", err)
+		}
+		_, err = rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: "abc", Location: "/tmp/x", Timeout: -1})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("negative timeout: err = %v", err)
 		}
 	})
 	t.Run("image request is validated", func(t *testing.T) {

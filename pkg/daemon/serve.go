@@ -166,6 +166,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			log.Info("AppArmor default profile loaded", "profile", apparmor.DefaultProfile)
 		}
 	}
+	// runc runs criu from PATH.
+	criu := oci.NewCRIU("criu", log.With("component", "criu"))
 	containers, err := container.New(container.Options{
 		Root:           cfg.Root,
 		CgroupDriver:   cfg.CgroupDriver,
@@ -176,6 +178,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Events:         &lifecycle,
 		Controllers:    controllers,
 		AppArmor:       armor,
+		CRIU:           criu,
+		// Archives go where the caller says, never among our own files.
+		ArchiveForbidden: []string{cfg.State},
 	}, log.With("component", "container"))
 	if err != nil {
 		return err
@@ -237,6 +242,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Streams:         streams,
 		Metrics:         stats,
 		ImageFs:         images,
+		Checkpoint:      criu,
 		CgroupDriver:    cfg.CgroupDriver,
 		Handlers:        handlerNames,
 		HandlerFeatures: features,

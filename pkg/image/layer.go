@@ -3,12 +3,14 @@ package image
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/archive"
 	"go.podman.io/storage/pkg/idtools"
 )
 
@@ -105,4 +107,32 @@ func (s *Service) WritableLayerUsage(id string) (Usage, error) {
 		u.Mountpoint, _ = mountpointOf(s.store.GraphRoot())
 	}
 	return u, nil
+}
+
+// WritableLayerDiff is what container id changed in its writable layer, as
+// a tar with AUFS-style whiteouts (".wh.<name>") for what it deleted.
+func (s *Service) WritableLayerDiff(id string) (io.ReadCloser, error) {
+	c, err := s.store.Container(id)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
+	rc, err := s.store.Diff("", c.LayerID, &storage.DiffOptions{Compression: ptr(archive.Uncompressed)})
+	if err != nil {
+		return nil, fmt.Errorf("diff of the writable layer of %s: %w", id, err)
+	}
+	return rc, nil
+}
+
+// ApplyWritableLayerDiff unpacks a diff (as WritableLayerDiff makes them)
+// into container id's writable layer, before its process runs. The
+// store's unpacker keeps every name inside the layer.
+func (s *Service) ApplyWritableLayerDiff(id string, diff io.Reader) error {
+	c, err := s.store.Container(id)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	if _, err := s.store.ApplyDiff(c.LayerID, diff); err != nil {
+		return fmt.Errorf("apply the checkpoint's file changes to container %s: %w", id, err)
+	}
+	return nil
 }

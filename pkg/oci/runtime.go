@@ -93,6 +93,10 @@ type CreateOptions struct {
 	Stdin    bool   // keep a pipe to the container's stdin (for attach)
 	// StdinOnce closes stdin when the first attached client detaches.
 	StdinOnce bool
+	// RestoreFrom, when set, is a directory of CRIU images: conmon runs
+	// "runc restore" from them instead of "runc create", and the
+	// container is running when Create returns.
+	RestoreFrom string
 }
 
 // Create writes the bundle and has conmon run "runc create": the container
@@ -134,6 +138,11 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, retErr 
 	}
 	for _, a := range r.runcGlobal() {
 		args = append(args, "--runtime-arg", a)
+	}
+	if o.RestoreFrom != "" {
+		// conmon adds --detach, --image-path and --work-path (the bundle,
+		// where CRIU leaves restore.log).
+		args = append(args, "--restore", o.RestoreFrom)
 	}
 	if o.Spec.Process != nil && o.Spec.Process.Terminal {
 		args = append(args, "-t")
@@ -194,6 +203,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, retErr 
 	if err != nil {
 		if msg, _ := os.ReadFile(filepath.Join(bundle, "conmon.out")); len(bytes.TrimSpace(msg)) > 0 {
 			err = fmt.Errorf("%w (conmon: %s)", err, bytes.TrimSpace(msg))
+		}
+		if o.RestoreFrom != "" {
+			return 0, fmt.Errorf("restore container %s: %w%s", o.ID, err, criuLogErrors(filepath.Join(bundle, "restore.log")))
 		}
 		return 0, fmt.Errorf("create container %s: %w", o.ID, err)
 	}
