@@ -127,6 +127,20 @@ pod_running() {
 	[[ -d $cg ]] || { fail "no $cg"; cat /proc/$CTR_PID/cgroup; systemd-cgls --no-pager | head -60; }
 	[[ $(cat $cg/cgroup.type) == domain ]] || fail "the container's cgroup is $(cat $cg/cgroup.type)"
 	[[ $(cat $cg/memory.max 2>&1) == 67108864 ]] || fail "memory.max is $(cat $cg/memory.max 2>&1), want 67108864"
+	# The pod shares a PID namespace (the CRI default), so it has an init:
+	# in the pod's cgroup (a leaf of it with cgroupfs, a scope in its slice
+	# with systemd), never left in the service's. Only the daemon is there.
+	local pause
+	pause=$(pgrep -f '^/usr/local/bin/cri-runtime pause' | head -1)
+	[[ -n $pause ]] || fail "no pod init (cri-runtime pause) running"
+	echo "  pod init PID $pause, cgroup $(cut -d: -f3 </proc/$pause/cgroup 2>/dev/null)"
+	case $(cut -d: -f3 </proc/$pause/cgroup 2>/dev/null) in
+	*/crirt-pause-*.scope | */pause) ;;
+	*) fail "the pod's init is not in the pod's cgroup" ;;
+	esac
+	local procs
+	procs=$(cat "/sys/fs/cgroup$(prop ControlGroup)/cgroup.procs" | tr '\n' ' ')
+	[[ $procs == "$(prop MainPID) " ]] || fail "the service's cgroup holds $procs; want only the daemon $(prop MainPID)"
 }
 
 restart_keeps_container() {

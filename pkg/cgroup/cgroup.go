@@ -133,6 +133,24 @@ func podInit(pod string, unified bool) string {
 	return pod
 }
 
+// MoveToScope puts process pid into a transient systemd scope
+// "<prefix>-<name>.scope" in the given slice, made through systemd's D-Bus
+// API: the systemd cgroup driver's way to place a process, as runc places a
+// container. systemd removes the scope once its last process is gone.
+func MoveToScope(slice, prefix, name string, pid int) error {
+	m, err := manager.New(&cgroups.Cgroup{
+		Parent: slice, ScopePrefix: prefix, Name: name, Systemd: true,
+		Resources: &cgroups.Resources{SkipDevices: true},
+	})
+	if err != nil {
+		return fmt.Errorf("scope %s-%s in %s: %w", prefix, name, slice, err)
+	}
+	if err := m.Apply(pid); err != nil {
+		return fmt.Errorf("start scope %s-%s.scope in %s: %w", prefix, name, slice, err)
+	}
+	return nil
+}
+
 // Join puts the calling process into the cgroup at path, in every hierarchy.
 func Join(path string) error { return Move(path, os.Getpid()) }
 

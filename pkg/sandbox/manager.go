@@ -339,10 +339,8 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	// was started with the namespaces, and is moved into the pod's cgroup
 	// here, which it cannot join itself.
 	if cfg.PIDMode == PIDPod && cfg.UserNS != nil {
-		if m.opts.CgroupDriver != "systemd" {
-			if err := cgroup.Move(cgroup.PodInit(sb.CgroupParent), sb.PausePID); err != nil {
-				return nil, fmt.Errorf("move the pod's init into its cgroup: %w", err)
-			}
+		if err := m.placePause(sb); err != nil {
+			return nil, err
 		}
 	} else if cfg.PIDMode == PIDPod {
 		if m.opts.PauseBinary == "" {
@@ -351,6 +349,11 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		undo = append(undo, func() error { m.stopPause(sb); return unpin(filepath.Join(nsDir, pidNS.name)) })
 		if err := m.startPause(sb); err != nil {
 			return nil, err
+		}
+		if m.opts.CgroupDriver == "systemd" {
+			if err := m.placePause(sb); err != nil {
+				return nil, err
+			}
 		}
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/proc"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
@@ -51,6 +52,24 @@ func (m *Manager) startPause(sb *Sandbox) error {
 		return err
 	}
 	sb.Namespaces[pidNS.name] = target
+	return nil
+}
+
+// placePause moves the pod's init, started by the daemon, out of the
+// daemon's cgroup into the pod's: a leaf of the pod's cgroup (PodInit) with
+// cgroupfs, a scope of its own in the pod's slice with systemd, where it
+// does not count as the service's and its slice holds only scopes. (The
+// init of a pod without a user namespace joins its cgroupfs leaf itself.)
+func (m *Manager) placePause(sb *Sandbox) error {
+	var err error
+	if m.opts.CgroupDriver == "systemd" {
+		err = cgroup.MoveToScope(filepath.Base(sb.CgroupParent), "crirt-pause", sb.ID, sb.PausePID)
+	} else {
+		err = cgroup.Move(cgroup.PodInit(sb.CgroupParent), sb.PausePID)
+	}
+	if err != nil {
+		return fmt.Errorf("move the pod's init into its cgroup: %w", err)
+	}
 	return nil
 }
 
