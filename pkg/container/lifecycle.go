@@ -75,6 +75,7 @@ func (s *Service) watch(id string) {
 	if err != nil {
 		return
 	}
+	crashpoint.Hit("ctr-watch:exited")
 	for delay := time.Second; ; delay = min(2*delay, 10*time.Second) {
 		_, err := s.recordExit(id, exit)
 		if err == nil || errors.Is(err, errdefs.ErrNotFound) {
