@@ -27,6 +27,15 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// The pod must be ready, and stays so until the process runs: a
+	// StopPodSandbox or RemovePodSandbox waits (and then stops it), and a
+	// start after a stop is refused. Admitted before the container's
+	// lock, which the pod's stop takes after the pod's gate.
+	release, err := s.opts.Pods.Admit(c.PodID)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	defer release()
 	defer s.lock(c.ID)()
 	if c, err = s.Get(c.ID); err != nil {
 		return err
