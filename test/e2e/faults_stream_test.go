@@ -189,55 +189,57 @@ chmod +x /out /in; nc -ll -p 8081 -e /in & exec nc -ll -p 8080 -e /out`))
 		},
 	}}
 
-	for _, s := range sessions {
-		for _, f := range []clientFailure{killedMidStdin, killedMidOutput, neverReading} {
-			t.Run(s.name+" "+f.String(), func(t *testing.T) {
-				g0, f0 := gauges()
-				p, err := framework.StartFaultProxy(streamHost)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer p.Close()
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				ended := make(chan struct{})
-				go func() { defer close(ended); s.run(ctx, t, p, f) }()
-
-				// The session is under way: its command runs, its connection
-				// into the pod is up, output flows.
-				if s.name != "attach" && !eventually(20*time.Second, func() bool { return len(s.left(t, f)) > 0 }) {
-					t.Fatal("the session never began")
-				}
-				if f != killedMidStdin {
-					if !eventually(20*time.Second, func() bool { return p.Relayed() > 16<<10 }) {
-						t.Fatalf("no output reached the client (%d bytes)", p.Relayed())
+	for range faultRounds(t, 1) {
+		for _, s := range sessions {
+			for _, f := range []clientFailure{killedMidStdin, killedMidOutput, neverReading} {
+				t.Run(s.name+" "+f.String(), func(t *testing.T) {
+					g0, f0 := gauges()
+					p, err := framework.StartFaultProxy(streamHost)
+					if err != nil {
+						t.Fatal(err)
 					}
-				}
-				if f == neverReading {
-					p.Stall()
-				}
-				time.Sleep(time.Second) // pipes, sockets and the stream's windows fill up
-				p.Drop()                // the client is killed
-				select {
-				case <-ended:
-				case <-time.After(20 * time.Second):
-					t.Error("the client did not see its connections reset")
-				}
+					defer p.Close()
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					ended := make(chan struct{})
+					go func() { defer close(ended); s.run(ctx, t, p, f) }()
 
-				// Within a few seconds nothing of the session is left.
-				var g1, f1 float64
-				gone := eventually(10*time.Second, func() bool {
-					g1, f1 = gauges()
-					return len(s.left(t, f)) == 0 && g1 <= g0+2 && f1 <= f0
+					// The session is under way: its command runs, its connection
+					// into the pod is up, output flows.
+					if s.name != "attach" && !eventually(20*time.Second, func() bool { return len(s.left(t, f)) > 0 }) {
+						t.Fatal("the session never began")
+					}
+					if f != killedMidStdin {
+						if !eventually(20*time.Second, func() bool { return p.Relayed() > 16<<10 }) {
+							t.Fatalf("no output reached the client (%d bytes)", p.Relayed())
+						}
+					}
+					if f == neverReading {
+						p.Stall()
+					}
+					time.Sleep(time.Second) // pipes, sockets and the stream's windows fill up
+					p.Drop()                // the client is killed
+					select {
+					case <-ended:
+					case <-time.After(20 * time.Second):
+						t.Error("the client did not see its connections reset")
+					}
+
+					// Within a few seconds nothing of the session is left.
+					var g1, f1 float64
+					gone := eventually(10*time.Second, func() bool {
+						g1, f1 = gauges()
+						return len(s.left(t, f)) == 0 && g1 <= g0+2 && f1 <= f0
+					})
+					if !gone {
+						t.Errorf("10 s after the client was killed: processes %q; goroutines %v (were %v), open fds %v (were %v)",
+							s.left(t, f), g1, g0, f1, f0)
+					}
+					if st := d.CtrStatus(t, attached); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+						t.Errorf("the attached container is %v; a client going must not stop it", st.State)
+					}
 				})
-				if !gone {
-					t.Errorf("10 s after the client was killed: processes %q; goroutines %v (were %v), open fds %v (were %v)",
-						s.left(t, f), g1, g0, f1, f0)
-				}
-				if st := d.CtrStatus(t, attached); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-					t.Errorf("the attached container is %v; a client going must not stop it", st.State)
-				}
-			})
+			}
 		}
 	}
 	var left []string
