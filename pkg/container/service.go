@@ -267,7 +267,15 @@ func (s *Service) runtimeByID(id string) Runtime {
 func (s *Service) reconcile(c *Container) {
 	rt := s.runtimeOf(c)
 	if _, exited := rt.Exited(c.ID); exited {
-		return // Get and the exit watcher record it
+		// Get and the exit watcher record it. A record still saying
+		// created belongs to a StartContainer whose record was never
+		// written (a crash, a full disk): conmon's exit file says the
+		// process ran, so it is running until the exit is applied.
+		if c.State == Created {
+			c.State = Running
+			s.log.Info("found an exit of a container started by a StartContainer not recorded", "container", c.ID)
+		}
+		return
 	}
 	st, err := rt.State(context.Background(), c.ID)
 	switch {
