@@ -18,7 +18,7 @@ LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build build-race kubelet deps run install test test-unit test-e2e test-kubelet test-vm critest critest-images tools churn bench lint clean
+.PHONY: all build build-race kubelet deps run install test test-unit test-e2e test-kubelet test-vm critest critest-images tools churn soak bench lint clean
 
 all: build
 
@@ -98,6 +98,18 @@ critest-images:
 churn: build build-race
 	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) CHURN_CYCLES=500 \
 	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 3h -run '^TestChurn$$' -v ./test/e2e/
+
+# The long variants of the fault tests (FAULT_ROUNDS rounds of each RPC race
+# and streaming failure, test-e2e runs a few) and the churn (SOAK_CHURN_CYCLES
+# per client), against the race-detector build. README, Testing.
+FAULT_ROUNDS      ?= 10
+SOAK_CHURN_CYCLES ?= 100
+soak: build build-race
+	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) \
+	  FAULT_ROUNDS=$(FAULT_ROUNDS) CHURN_CYCLES=$(SOAK_CHURN_CYCLES) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 3h -v \
+	  -run '^(TestFullDisk|TestThrottledRegistry|TestFailedPullStallsNothing|TestStreamingClientFailures|TestExecWithUnreadStdinEndsWithItsClient|TestRPCRacePairs|TestRemovePodRacingCreateContainer|TestPanicInDaemonGoroutineIsRecovered|TestExecSyncOutputIsBoundedAcrossCalls|TestChurn)' \
+	  ./test/e2e/
 
 # Pod start/stop/remove medians; with CONTAINERD_CRI_SOCKET set, side by side
 # with that containerd and reported as ratios (see README, Benchmarks).

@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -30,7 +31,34 @@ func (s *Service) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	if err != nil {
 		return nil, err
 	}
-	return s.runtimeOf(c).ExecSync(ctx, c.ID, cmd, timeout)
+	res, err := s.runtimeOf(c).ExecSync(ctx, c.ID, cmd, timeout)
+	if err != nil {
+		return nil, s.execFailed(c, err)
+	}
+	return res, nil
+}
+
+// execFailed classifies an exec that failed: when the container stopped
+// (or went) while it was being started, runc's complaint ("cannot exec in
+// a stopped container") means the container is no longer running, which
+// is FailedPrecondition (or NotFound), as if the exec had come second.
+func (s *Service) execFailed(c *Container, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	now, gerr := s.Get(c.ID)
+	switch {
+	case errors.Is(gerr, errdefs.ErrNotFound):
+		return fmt.Errorf("%w (container %s was removed meanwhile: %w)", err, c.ID, errdefs.ErrNotFound)
+	case gerr == nil && now.State != Running:
+		return fmt.Errorf("%w (container %s stopped meanwhile: %w)", err, c.ID, errdefs.ErrFailedPrecondition)
+	}
+	// Its exit may not be recorded yet: ask runc.
+	if st, serr := s.runtimeOf(c).State(context.Background(), c.ID); errors.Is(serr, errdefs.ErrNotFound) ||
+		(serr == nil && st.Status != "running" && st.Status != "paused") {
+		return fmt.Errorf("%w (container %s stopped meanwhile: %w)", err, c.ID, errdefs.ErrFailedPrecondition)
+	}
+	return err
 }
 
 // Exec runs cmd in the running container connected to the client's
@@ -40,7 +68,11 @@ func (s *Service) Exec(ctx context.Context, id string, cmd []string, streams oci
 	if err != nil {
 		return 0, err
 	}
-	return s.runtimeOf(c).Exec(ctx, c.ID, cmd, streams)
+	code, err := s.runtimeOf(c).Exec(ctx, c.ID, cmd, streams)
+	if err != nil {
+		return code, s.execFailed(c, err)
+	}
+	return code, nil
 }
 
 // Attach connects the client's streams to the running container's main

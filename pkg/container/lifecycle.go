@@ -27,6 +27,15 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// The pod must be ready, and stays so until the process runs: a
+	// StopPodSandbox or RemovePodSandbox waits (and then stops it), and a
+	// start after a stop is refused. Admitted before the container's
+	// lock, which the pod's stop takes after the pod's gate.
+	release, err := s.opts.Pods.Admit(c.PodID)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	defer release()
 	defer s.lock(c.ID)()
 	if c, err = s.Get(c.ID); err != nil {
 		return err
@@ -50,12 +59,22 @@ func (s *Service) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	crashpoint.Hit("ctr-start:started")
-	if _, err := s.update(c.ID, func(c *Container) {
+	started := func(c *Container) {
 		if c.State == Created {
 			c.State, c.StartedAt = Running, startedAt
 		}
-	}); err != nil {
-		return err
+	}
+	if _, err := s.update(c.ID, started); err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+		// The process runs: failing the call (the record cannot be
+		// written, on a full disk) would make a retry fail against a
+		// running container and leave no one watching for its exit. The
+		// live record says running; the exit, or a restart's reconcile,
+		// writes the record.
+		s.log.Warn("container started; its record is written with its exit", "container", c.ID, "err", err)
+		s.updateUnsaved(c.ID, started)
 	}
 	safego.Go(s.log, "watch container exit", func() { s.watch(c.ID) })
 	s.opts.Events.Publish(events.Event{Type: events.Started, ContainerID: c.ID, PodID: c.PodID})
@@ -73,6 +92,7 @@ func (s *Service) watch(id string) {
 	if err != nil {
 		return
 	}
+	crashpoint.Hit("ctr-watch:exited")
 	for delay := time.Second; ; delay = min(2*delay, 10*time.Second) {
 		_, err := s.recordExit(id, exit)
 		if err == nil || errors.Is(err, errdefs.ErrNotFound) {

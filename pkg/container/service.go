@@ -218,6 +218,22 @@ func (s *Service) update(id string, change func(*Container)) (*Container, error)
 	return next.clone(), nil
 }
 
+// updateUnsaved applies change to the live record only, for a side effect
+// that already happened when its record could not be written (a full
+// disk): the record on disk stays behind until the next update of the
+// container saves the whole of it, and start-up's reconcile works the
+// same out from runc meanwhile.
+func (s *Service) updateUnsaved(id string, change func(*Container)) {
+	defer s.persist.Lock(id)()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.containers[id]; ok {
+		next := c.clone()
+		change(next)
+		s.containers[id] = next
+	}
+}
+
 // Get returns a copy of the container with this ID or unique ID prefix,
 // with an exit recorded by conmon but not yet seen applied.
 func (s *Service) Get(id string) (*Container, error) {
@@ -273,7 +289,15 @@ func (s *Service) runtimeByID(id string) Runtime {
 func (s *Service) reconcile(c *Container) {
 	rt := s.runtimeOf(c)
 	if _, exited := rt.Exited(c.ID); exited {
-		return // Get and the exit watcher record it
+		// Get and the exit watcher record it. A record still saying
+		// created belongs to a StartContainer whose record was never
+		// written (a crash, a full disk): conmon's exit file says the
+		// process ran, so it is running until the exit is applied.
+		if c.State == Created {
+			c.State = Running
+			s.log.Info("found an exit of a container started by a StartContainer not recorded", "container", c.ID)
+		}
+		return
 	}
 	st, err := rt.State(context.Background(), c.ID)
 	if c.Restore != nil && c.State == Created {

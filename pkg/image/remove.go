@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"go.podman.io/storage"
 
@@ -33,6 +38,9 @@ func (s *Service) Remove(_ context.Context, ref string) error {
 		return err
 	} else if n > 0 {
 		return fmt.Errorf("image %s is mounted as an image volume by %d container(s); remove them first: %w", ref, n, errdefs.ErrFailedPrecondition)
+	}
+	if err := s.roomToRewriteIndexes(); err != nil {
+		return fmt.Errorf("remove image %s: %w", ref, err)
 	}
 	if _, err := s.store.DeleteImage(img.ID, true); err != nil {
 		// A concurrent RemoveImage got there first: the image is gone,
@@ -138,4 +146,33 @@ func (s *Service) removeUnusedLayers() (int, error) {
 		removed++
 	}
 	return removed, nil
+}
+
+// roomToRewriteIndexes fails with ENOSPC, before the store changes
+// anything, when the graph root has no room to rewrite the store's image
+// and layer indexes. The store takes an image out of its memory before it
+// saves the index: a save failing on a full disk would leave an image
+// gone from the listing but still on disk, its layers kept until a restart
+// brings it back. Checked first, the call fails cleanly and a retry once
+// space returns does the whole removal.
+func (s *Service) roomToRewriteIndexes() error {
+	root := s.store.GraphRoot()
+	driver := s.store.GraphDriverName()
+	need := int64(64 << 10) // headroom for the temporary files' pages
+	for _, dir := range []string{driver + "-images", driver + "-layers"} {
+		files, _ := filepath.Glob(filepath.Join(root, dir, "*.json"))
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil {
+				need += fi.Size()
+			}
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil {
+		return nil // cannot tell: let the store try
+	}
+	if avail := int64(st.Bavail) * st.Bsize; avail < need {
+		return fmt.Errorf("%d bytes free under %s, %d needed to rewrite the image store's indexes: %w", avail, root, need, syscall.ENOSPC)
+	}
+	return nil
 }
