@@ -17,10 +17,11 @@ import (
 )
 
 // The interceptors do the work every RPC shares, outermost first:
-// logging (request ID, fields, duration, final code) → status (domain error to
+// logging (request ID, fields, duration, final code) → the disk reserve
+// (calls that free space retry on a full disk) → status (domain error to
 // gRPC code, once) → recovery (a panic becomes Internal) → validation.
-func unaryInterceptors(log *slog.Logger, obs Observer) grpc.ServerOption {
-	return grpc.ChainUnaryInterceptor(unaryLogging(log, obs), unaryStatus, unaryRecovery, unaryValidation)
+func unaryInterceptors(log *slog.Logger, obs Observer, reserve DiskReserve) grpc.ServerOption {
+	return grpc.ChainUnaryInterceptor(unaryLogging(log, obs), unaryReserve(reserve), unaryStatus, unaryRecovery, unaryValidation)
 }
 
 func streamInterceptors(log *slog.Logger, obs Observer) grpc.ServerOption {

@@ -109,12 +109,15 @@ type Options struct {
 	AppArmor interface{ Status() map[string]any }
 	// Config is the effective configuration, shown by a verbose Status.
 	Config any
+	// DiskReserve is space the calls that free space may take on a full
+	// disk (pkg/reserve); nil for none.
+	DiskReserve DiskReserve
 }
 
 // NewServer returns a gRPC server with the CRI RuntimeService and
 // ImageService registered behind the interceptors.
 func NewServer(opts Options) *grpc.Server {
-	s := grpc.NewServer(unaryInterceptors(opts.Logger, opts.Metrics), streamInterceptors(opts.Logger, opts.Metrics))
+	s := grpc.NewServer(unaryInterceptors(opts.Logger, opts.Metrics, opts.DiskReserve), streamInterceptors(opts.Logger, opts.Metrics))
 	runtimeapi.RegisterRuntimeServiceServer(s, &runtimeService{opts: opts})
 	runtimeapi.RegisterImageServiceServer(s, &imageService{opts: opts})
 	return s

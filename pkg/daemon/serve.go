@@ -25,6 +25,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/metrics"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/reserve"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
@@ -231,6 +232,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Info("serving metrics", "address", "http://"+ms.Addr()+"/metrics")
 	}
 
+	// A few megabytes under the root that the calls freeing space may
+	// take when the disk is full (pkg/reserve).
+	diskReserve, err := reserve.New(cfg.Root, "disk-reserve", reserve.Size)
+	if err != nil {
+		return err
+	}
+	if !diskReserve.Held() {
+		log.Warn("no room under the root for the disk reserve: on a full disk, removals may fail until space returns", "root", cfg.Root)
+	}
+	safego.Go(log, "disk reserve", func() { diskReserve.KeepRestoring(ctx, 5*time.Second) })
+
 	srv := cri.NewServer(cri.Options{
 		Logger:          log,
 		Programs:        programs,
@@ -247,6 +259,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Handlers:        handlerNames,
 		HandlerFeatures: features,
 		AppArmor:        armor,
+		DiskReserve:     diskReserve,
 		Config:          cfg,
 	})
 	lis, err := cri.Listen(cfg.Listen)
