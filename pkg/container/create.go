@@ -241,20 +241,18 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 		crashpoint.Hit("ctr-create:runc")
 	}
 
+	_, cgroupPath := s.opts.CgroupDriver.ContainerCgroup(pod.CgroupParent, id)
 	c := &Container{
 		ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt, Handler: handler,
 		Image: req.Image, ImageID: img.ID.String(),
 		Labels: req.Labels, Annotations: req.Annotations, LogPath: logPath, StopSignal: stopSignal,
 		Stdin: req.Stdin, StdinOnce: req.StdinOnce,
 		State: Created, CreatedAt: time.Now(), Pid: pid, Spec: ociSpec,
-		CgroupPath: filepath.Join(pod.CgroupParent, "crirt-"+id),
+		CgroupPath: cgroupPath,
 		Restore:    restored,
 	}
 	if restore != nil {
 		c.Image = restore.imageName
-	}
-	if s.opts.CgroupDriver == "systemd" {
-		c.CgroupPath += ".scope" // runc's systemd driver names the scope prefix-name.scope
 	}
 	for _, m := range req.Spec.Mounts[:len(req.Spec.Mounts)-len(volMounts)] {
 		c.Mounts = append(c.Mounts, Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
@@ -325,11 +323,7 @@ func (s *Service) specInput(req CreateRequest, pod *sandbox.Sandbox, img *image.
 	default:
 		in.PID = spec.Namespace{Mode: spec.Container}
 	}
-	if s.opts.CgroupDriver == "systemd" {
-		in.CgroupsPath = fmt.Sprintf("%s:crirt:%s", filepath.Base(pod.CgroupParent), id)
-	} else {
-		in.CgroupsPath = filepath.Join(pod.CgroupParent, "crirt-"+id)
-	}
+	in.CgroupsPath, _ = s.opts.CgroupDriver.ContainerCgroup(pod.CgroupParent, id)
 	in.Controllers = s.opts.Controllers
 	s.warnMissingControllers(in.Resources)
 	return in, nil

@@ -74,7 +74,7 @@ var _ Runtime = (*oci.Runtime)(nil)
 // Options configure the Service.
 type Options struct {
 	Root         string // records go under Root/containers
-	CgroupDriver string
+	CgroupDriver cgroup.Driver
 	Images       Images
 	Pods         Pods
 	// Runtimes are the OCI runtimes by RuntimeClass handler name; pods that

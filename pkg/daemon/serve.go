@@ -40,7 +40,11 @@ const shutdownGrace = 10 * time.Second
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// First: no child may inherit systemd's notify socket (notify.go).
 	sd := newNotifier(log)
-	if cfg.CgroupDriver == config.SystemdDriver {
+	driver, err := cgroup.DriverNamed(cfg.CgroupDriver)
+	if err != nil {
+		return err
+	}
+	if driver.IsSystemd() {
 		if _, err := os.Stat("/run/systemd/system"); err != nil {
 			return fmt.Errorf("cgroup_driver is systemd but systemd is not the init system (no /run/systemd/system)")
 		}
@@ -104,7 +108,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		PauseBinary:  self,
 		Root:         cfg.Root,
 		State:        cfg.State,
-		CgroupDriver: cfg.CgroupDriver,
+		CgroupDriver: driver,
 		Network:      network,
 	}, log.With("component", "sandbox"))
 	if err != nil {
@@ -133,7 +137,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Helper:   self,
 			StateDir: stateDir,
 			// Every handler's runc must manage cgroups the way the pods' are.
-			SystemdCgroup: cfg.CgroupDriver == config.SystemdDriver,
+			SystemdCgroup: driver.IsSystemd(),
 		}, log.With("component", "oci", "handler", name))
 		if err != nil {
 			return err
@@ -171,7 +175,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	criu := oci.NewCRIU("criu", log.With("component", "criu"))
 	containers, err := container.New(container.Options{
 		Root:           cfg.Root,
-		CgroupDriver:   cfg.CgroupDriver,
+		CgroupDriver:   driver,
 		Images:         images,
 		Pods:           sandboxes,
 		Runtimes:       runtimes,

@@ -34,7 +34,7 @@ type Network interface {
 // Options configure a Manager.
 type Options struct {
 	Root, State  string // the daemon's --root and --state
-	CgroupDriver string
+	CgroupDriver cgroup.Driver
 	Network      Network
 	HostResolv   string // the host's resolv.conf, for pods without DNS settings
 	// PauseBinary is run as "PauseBinary pause" to be the init of pods whose
@@ -220,7 +220,7 @@ func (m *Manager) validate(cfg *Config) error {
 	if _, err := bandwidth(cfg.Annotations); err != nil {
 		return err
 	}
-	if _, err := cgroupPath(m.opts.CgroupDriver, cfg.CgroupParent, "000000000000"); err != nil {
+	if _, err := m.opts.CgroupDriver.PodCgroup(cfg.CgroupParent, "000000000000"); err != nil {
 		return err
 	}
 	if s, ok := cfg.Annotations[ShmSizeAnnotation]; ok {
@@ -243,7 +243,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		Namespaces: map[string]string{},
 	}
 	var err error
-	if sb.CgroupParent, err = cgroupPath(m.opts.CgroupDriver, cfg.CgroupParent, id); err != nil {
+	if sb.CgroupParent, err = m.opts.CgroupDriver.PodCgroup(cfg.CgroupParent, id); err != nil {
 		return nil, err
 	}
 	phases := newPhases()
@@ -319,7 +319,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 
 	// The cgroup parent. What will be created is recorded first, so that a
 	// crash while creating it still leaves a record of what to remove.
-	if m.opts.CgroupDriver != "systemd" {
+	if m.opts.CgroupDriver.MakesPodCgroups() {
 		if top := cgroup.TopMissing(sb.CgroupParent); top != "" {
 			sb.CgroupCreated = top
 			if err := m.save(sb); err != nil {
@@ -350,7 +350,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		if err := m.startPause(sb); err != nil {
 			return nil, err
 		}
-		if m.opts.CgroupDriver == "systemd" {
+		if m.opts.CgroupDriver.IsSystemd() {
 			if err := m.placePause(sb); err != nil {
 				return nil, err
 			}

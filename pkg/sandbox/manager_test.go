@@ -61,7 +61,7 @@ func newTestManager(t *testing.T, root, state string, net *fakeNetwork) *Manager
 	if os.Geteuid() != 0 {
 		t.Skip("creating namespaces needs root")
 	}
-	m, err := New(context.Background(), Options{Root: root, State: state, CgroupDriver: "cgroupfs", Network: net},
+	m, err := New(context.Background(), Options{Root: root, State: state, Network: net},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/proc"
 
-	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
 
@@ -34,7 +33,7 @@ func (m *Manager) startPause(sb *Sandbox) error {
 	// The init moves itself into the pod cgroup: a cgroup v1 migration waits
 	// for an RCU grace period, which RunPodSandbox need not wait for.
 	args := []string{"pause"}
-	if m.opts.CgroupDriver != "systemd" {
+	if !m.opts.CgroupDriver.IsSystemd() {
 		args = append(args, sb.CgroupParent)
 	}
 	cmd := exec.Command(m.opts.PauseBinary, args...)
@@ -61,13 +60,7 @@ func (m *Manager) startPause(sb *Sandbox) error {
 // does not count as the service's and its slice holds only scopes. (The
 // init of a pod without a user namespace joins its cgroupfs leaf itself.)
 func (m *Manager) placePause(sb *Sandbox) error {
-	var err error
-	if m.opts.CgroupDriver == "systemd" {
-		err = cgroup.MoveToScope(filepath.Base(sb.CgroupParent), "crirt-pause", sb.ID, sb.PausePID)
-	} else {
-		err = cgroup.Move(cgroup.PodInit(sb.CgroupParent), sb.PausePID)
-	}
-	if err != nil {
+	if err := m.opts.CgroupDriver.PlacePodInit(sb.CgroupParent, sb.ID, sb.PausePID); err != nil {
 		return fmt.Errorf("move the pod's init into its cgroup: %w", err)
 	}
 	return nil

@@ -73,35 +73,6 @@ func TestHostsContent(t *testing.T) {
 	}
 }
 
-func TestCgroupPath(t *testing.T) {
-	id := strings.Repeat("ab", 32)
-	for _, tc := range []struct {
-		driver, parent, want string
-		bad                  bool
-	}{
-		{"cgroupfs", "/kubepods/burstable/pod123", "/kubepods/burstable/pod123", false},
-		{"cgroupfs", "kubepods/pod1", "/kubepods/pod1", false},
-		{"cgroupfs", "", "/cri-runtime/pod-abababababab", false},
-		{"cgroupfs", "/a/../../etc", "", true},
-		{"systemd", "kubepods-burstable-pod123.slice", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod123.slice", false},
-		{"systemd", "system.slice", "/system.slice", false},
-		{"systemd", "-.slice", "/", false},
-		{"systemd", "/kubepods/pod1", "", true},
-		{"systemd", "a--b.slice", "", true},
-	} {
-		got, err := cgroupPath(tc.driver, tc.parent, id)
-		if tc.bad {
-			if !errors.Is(err, errdefs.ErrInvalidArgument) {
-				t.Errorf("cgroupPath(%s, %q) = %q, %v; want InvalidArgument", tc.driver, tc.parent, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("cgroupPath(%s, %q) = %q, %v; want %q", tc.driver, tc.parent, got, err, tc.want)
-		}
-	}
-}
-
 func TestBandwidth(t *testing.T) {
 	b, err := bandwidth(map[string]string{IngressBandwidthAnnotation: "10M", EgressBandwidthAnnotation: "1Gi", "other": "x"})
 	if err != nil || b.IngressRate != 10_000_000 || b.EgressRate != 1<<30 || b.IngressBurst == 0 || b.EgressBurst == 0 {
