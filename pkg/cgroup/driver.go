@@ -102,6 +102,44 @@ func (d Driver) ContainerCgroup(pod, id string) (specPath, fsPath string) {
 	return p, p
 }
 
+// PlaceMonitor moves the monitor (conmon) of container id, in the pod
+// whose cgroup is pod, out of the daemon's cgroup: into a leaf of the pod's
+// cgroup shared by the pod's monitors with cgroupfs, into a scope of its
+// own in the pod's slice with systemd. Monitors then outlive a restart of
+// the daemon's service without being its processes, and count as the
+// pod's, as CRI-O's conmon_cgroup = "pod" does.
+func (d Driver) PlaceMonitor(pod, id string, pid int) error {
+	if d.systemd {
+		return MoveToScope(filepath.Base(pod), "crirt-conmon", id, pid)
+	}
+	return Move(filepath.Join(pod, monitorLeaf), pid)
+}
+
+// monitorLeaf is the cgroupfs leaf of a pod's monitors.
+const monitorLeaf = "crirt-conmon"
+
+// RemovePodLeaves removes the leaves the daemon made in a pod's cgroup
+// (its init's and its monitors'), once the pod is gone: the pod's cgroup
+// may be the kubelet's, which removes it, but not what is inside it.
+func (d Driver) RemovePodLeaves(pod string) error {
+	if d.systemd {
+		return nil // scopes go with their last process
+	}
+	for _, leaf := range []string{filepath.Join(pod, monitorLeaf), PodInit(pod)} {
+		if leaf == pod || !Exists(leaf) {
+			continue
+		}
+		m, err := manage(leaf)
+		if err != nil {
+			return err
+		}
+		if err := m.Destroy(); err != nil {
+			return fmt.Errorf("remove cgroup %s: %w", leaf, err)
+		}
+	}
+	return nil
+}
+
 // PlacePodInit moves the init of a pod that shares its PID namespace
 // (started by the daemon, so in the daemon's cgroup) into the pod's
 // cgroup: a leaf of it with cgroupfs (PodInit), a scope of its own in the

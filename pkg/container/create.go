@@ -233,7 +233,8 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 		if runLog == "" {
 			runLog = s.logFile(&Container{ID: id})
 		}
-		pid, err = rt.Create(rctx, oci.CreateOptions{ID: id, Name: req.Name, Spec: ociSpec, LogPath: runLog, Stdin: req.Stdin, StdinOnce: req.StdinOnce})
+		pid, err = rt.Create(rctx, oci.CreateOptions{ID: id, Name: req.Name, Spec: ociSpec, LogPath: runLog, Stdin: req.Stdin, StdinOnce: req.StdinOnce,
+			PlaceMonitor: s.monitorPlacer(pod.CgroupParent, id)})
 		if err != nil {
 			return nil, err
 		}
@@ -268,6 +269,12 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	s.opts.Events.Publish(events.Event{Type: events.Created, ContainerID: id, PodID: pod.ID})
 	s.log.Info("container created", "container", id, "pod", pod.ID, "name", req.Name, "image", req.Image)
 	return c.clone(), nil
+}
+
+// monitorPlacer moves a container's conmon out of the daemon's cgroup into
+// its pod's (cgroup.Driver.PlaceMonitor).
+func (s *Service) monitorPlacer(podCgroup, id string) func(pid int) error {
+	return func(pid int) error { return s.opts.CgroupDriver.PlaceMonitor(podCgroup, id, pid) }
 }
 
 // specInput completes the request's part of the spec with the image's and

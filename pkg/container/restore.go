@@ -200,7 +200,8 @@ func (s *Service) startRestore(ctx context.Context, c *Container, startedAt time
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*time.Minute)
 	defer cancel()
 	pid, err := rt.Create(rctx, oci.CreateOptions{ID: c.ID, Name: c.Name, Spec: c.Spec, LogPath: s.logFile(c),
-		Stdin: c.Stdin, StdinOnce: c.StdinOnce, RestoreFrom: c.Restore.Images})
+		Stdin: c.Stdin, StdinOnce: c.StdinOnce, RestoreFrom: c.Restore.Images,
+		PlaceMonitor: s.monitorPlacer(filepath.Dir(c.CgroupPath), c.ID)})
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}

@@ -97,6 +97,11 @@ type CreateOptions struct {
 	// "runc restore" from them instead of "runc create", and the
 	// container is running when Create returns.
 	RestoreFrom string
+	// PlaceMonitor, when set, moves conmon (by PID) into a cgroup of the
+	// caller's choosing before conmon does anything: what it starts (runc,
+	// then its own long-lived child) is born there, not in the daemon's
+	// cgroup. An error fails the create.
+	PlaceMonitor func(pid int) error
 }
 
 // Create writes the bundle and has conmon run "runc create": the container
@@ -186,6 +191,13 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, retErr 
 	startR.Close()
 	if err != nil {
 		return 0, fmt.Errorf("start conmon: %w", err)
+	}
+	if o.PlaceMonitor != nil {
+		if err := o.PlaceMonitor(cmd.Process.Pid); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return 0, fmt.Errorf("place conmon in its cgroup: %w", err)
+		}
 	}
 	// conmon reads the start pipe, then forks: the parent exits and the
 	// child carries on, reparented away from us.

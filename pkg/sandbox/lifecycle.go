@@ -153,6 +153,9 @@ func (m *Manager) removeLocked(sb *Sandbox) error {
 	if err := os.RemoveAll(sb.Dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove pod directory: %w", err)
 	}
+	if err := m.opts.CgroupDriver.RemovePodLeaves(sb.CgroupParent); err != nil {
+		return err
+	}
 	if sb.CgroupCreated != "" {
 		if err := cgroup.Remove(sb.CgroupParent, sb.CgroupCreated); err != nil {
 			return err
