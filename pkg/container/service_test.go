@@ -116,6 +116,7 @@ type fakeRuntime struct {
 	failWith error
 	created  map[string]bool
 	restored map[string]string // RestoreFrom, by container
+	paused   map[string]bool
 }
 
 func (f *fakeRuntime) Create(_ context.Context, o oci.CreateOptions) (int, error) {
@@ -147,6 +148,24 @@ func (f *fakeRuntime) Checkpoint(_ context.Context, id string, o oci.CheckpointO
 	}
 	return os.WriteFile(filepath.Join(o.WorkDir, "dump.log"), []byte("dumped"), 0o600)
 }
+func (f *fakeRuntime) Pause(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.paused == nil {
+		f.paused = map[string]bool{}
+	}
+	f.paused[id] = true
+	return nil
+}
+func (f *fakeRuntime) Resume(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.paused[id] {
+		return errors.New("container not paused")
+	}
+	delete(f.paused, id)
+	return nil
+}
 func (f *fakeRuntime) Delete(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -168,7 +187,12 @@ func (f *fakeRuntime) ExecSync(context.Context, string, []string, time.Duration)
 func (f *fakeRuntime) Exec(context.Context, string, []string, oci.Streams) (int, error) {
 	return 0, nil
 }
-func (f *fakeRuntime) State(context.Context, string) (oci.State, error) {
+func (f *fakeRuntime) State(_ context.Context, id string) (oci.State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.paused[id] {
+		return oci.State{Status: "paused"}, nil
+	}
 	return oci.State{Status: "created"}, nil
 }
 func (f *fakeRuntime) Attach(context.Context, string, oci.Streams, bool) error { return nil }
