@@ -43,6 +43,12 @@ type CreateRequest struct {
 	Spec        spec.Input
 	// ImageVolumes are mounted read-only besides Spec's mounts.
 	ImageVolumes []ImageVolume
+	// Checkpoint, when set, is the path of a container checkpoint archive
+	// to restore (RestorePod). Unlike an Image that is an archive's path
+	// (CreateContainer, as CRI-O), the request then describes the
+	// checkpointed process: its image, command, arguments, directory,
+	// environment and user must match the checkpoint's where given.
+	Checkpoint string
 }
 
 // createTimeout bounds one CreateContainer's work, which goes on after its
@@ -109,7 +115,7 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	}
 	// An absolute path to a file is a checkpoint archive to restore.
 	var restore *restorePlan
-	if isCheckpointArchive(req.Image) {
+	if req.Checkpoint != "" || isCheckpointArchive(req.Image) {
 		if restore, err = s.planRestore(ctx, &req); err != nil {
 			return nil, err
 		}

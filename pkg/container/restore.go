@@ -60,20 +60,24 @@ func isCheckpointArchive(image string) bool {
 // host path may differ): a checkpoint never mounts a host path the
 // request did not ask for.
 func (s *Service) planRestore(ctx context.Context, req *CreateRequest) (*restorePlan, error) {
+	archive, strict := req.Checkpoint, req.Checkpoint != ""
+	if !strict {
+		archive = req.Image
+	}
 	if s.opts.CRIU == nil {
-		return nil, fmt.Errorf("restore from %s: checkpoint/restore is not configured: %w", req.Image, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("restore from %s: checkpoint/restore is not configured: %w", archive, errdefs.ErrFailedPrecondition)
 	}
 	if err := s.opts.CRIU.Check(ctx); err != nil {
-		return nil, fmt.Errorf("restore from %s: %w", req.Image, err)
+		return nil, fmt.Errorf("restore from %s: %w", archive, err)
 	}
-	f, err := os.Open(req.Image)
+	f, err := os.Open(archive)
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint archive: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	defer f.Close()
 	members, err := checkpoint.ReadMembers(f, checkpoint.ConfigDumpFile, checkpoint.SpecDumpFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", req.Image, err)
+		return nil, fmt.Errorf("%s: %w", archive, err)
 	}
 	cfg, err := checkpoint.ReadConfig(members[checkpoint.ConfigDumpFile])
 	if err != nil {
@@ -81,11 +85,17 @@ func (s *Service) planRestore(ctx context.Context, req *CreateRequest) (*restore
 	}
 	var sp specs.Spec
 	if err := json.Unmarshal(members[checkpoint.SpecDumpFile], &sp); err != nil || sp.Process == nil {
-		return nil, fmt.Errorf("%s: %s is not an OCI spec with a process: %w", req.Image, checkpoint.SpecDumpFile, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("%s: %s is not an OCI spec with a process: %w", archive, checkpoint.SpecDumpFile, errdefs.ErrInvalidArgument)
 	}
 	if sp.Process.Terminal {
-		return nil, fmt.Errorf("%s: the checkpointed container had a terminal: %w", req.Image, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("%s: the checkpointed container had a terminal: %w", archive, errdefs.ErrInvalidArgument)
 	}
+	if strict {
+		if err := s.matchCheckpoint(ctx, req, cfg, sp.Process); err != nil {
+			return nil, fmt.Errorf("restore container %q: %w", req.Name, err)
+		}
+	}
+	req.Image = archive
 	plan := &restorePlan{archive: req.Image, config: cfg, spec: &sp, imageName: cfg.RootfsImageName}
 	given := map[string]bool{}
 	for _, m := range req.Spec.Mounts {
@@ -127,6 +137,57 @@ func (s *Service) planRestore(ctx context.Context, req *CreateRequest) (*restore
 		req.StopSignal = cfg.StopSignal
 	}
 	return plan, nil
+}
+
+// matchCheckpoint checks what a strict restore's request says of the
+// checkpointed process against the checkpoint: api.proto (RestorePod) has
+// the image, command, arguments, working directory, environment and
+// credentials describe the expected process, and any mismatch the runtime
+// can see fail the restore. What the request leaves empty is not checked.
+func (s *Service) matchCheckpoint(ctx context.Context, req *CreateRequest, cfg *checkpoint.Config, p *specs.Process) error {
+	bad := func(what string, got, want any) error {
+		return fmt.Errorf("%s %v does not match the checkpoint's %v: %w", what, got, want, errdefs.ErrInvalidArgument)
+	}
+	if req.Image != "" {
+		img, err := s.opts.Images.Status(ctx, req.Image)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("image %q is not present: pull it first: %w", req.Image, errdefs.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if want := cfg.RootfsImageRef; want != "" && img.ID.String() != want {
+			return bad("image "+req.Image, img.ID.String(), want)
+		}
+	}
+	in := req.Spec
+	switch {
+	case len(in.Command) > 0:
+		if want := append(slices.Clone(in.Command), in.Args...); !slices.Equal(want, p.Args) {
+			return bad("command and args", want, p.Args)
+		}
+	case len(in.Args) > 0:
+		// The image's entrypoint comes first.
+		if len(p.Args) < len(in.Args) || !slices.Equal(p.Args[len(p.Args)-len(in.Args):], in.Args) {
+			return bad("args", in.Args, p.Args)
+		}
+	}
+	if in.WorkingDir != "" && in.WorkingDir != p.Cwd {
+		return bad("working_dir", in.WorkingDir, p.Cwd)
+	}
+	for _, kv := range in.Env {
+		if !slices.Contains(p.Env, kv) {
+			k, _, _ := strings.Cut(kv, "=")
+			return fmt.Errorf("environment variable %s: not in the checkpointed process's environment, or with another value: %w", k, errdefs.ErrInvalidArgument)
+		}
+	}
+	if u := in.Security.RunAsUser; u != nil && uint32(*u) != p.User.UID {
+		return bad("run_as_user", *u, p.User.UID)
+	}
+	if g := in.Security.RunAsGroup; g != nil && uint32(*g) != p.User.GID {
+		return bad("run_as_group", *g, p.User.GID)
+	}
+	return nil
 }
 
 // imageMissing words a restore's missing image: the checkpoint does not
