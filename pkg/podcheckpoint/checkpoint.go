@@ -200,10 +200,14 @@ func (s *Service) checkpointable(ctx context.Context, req CheckpointRequest) (*s
 			return nil, nil, fmt.Errorf("container_ids: %s is given twice: %w", c.ID, errdefs.ErrInvalidArgument)
 		}
 		seen[c.ID] = true
+		out = append(out, c)
+	}
+	// Whether each can be checkpointed (and CRIU works) once the request
+	// itself is known to be sound.
+	for _, c := range out {
 		if err := s.opts.Containers.CheckCheckpointable(ctx, c.ID); err != nil {
 			return nil, nil, err
 		}
-		out = append(out, c)
 	}
 	return pod, out, nil
 }
