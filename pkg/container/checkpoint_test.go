@@ -16,6 +16,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/checkpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 )
 
@@ -319,5 +320,63 @@ func TestPauseResume(t *testing.T) {
 	f.serviceWithCRIU(t, fakeCRIU{})
 	if f.runtime.paused[c.ID] {
 		t.Error("a restarted daemon left the container paused")
+	}
+}
+
+// TestRestoreFromCheckpointImage: an image whose manifest has the
+// org.criu.checkpoint annotation, its layer holding an archive's files,
+// restores like the archive, and the work files go.
+func TestRestoreFromCheckpointImage(t *testing.T) {
+	f := newFixture(t)
+	f.images.diff = layerDiff(t)
+	s := f.serviceWithCRIU(t, fakeCRIU{})
+	ctx := context.Background()
+	req := request("counter")
+	req.Spec.Command = []string{"sh", "-c", "count"}
+	c, err := s.Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "cp.tar")
+	if err := s.Checkpoint(ctx, CheckpointRequest{ID: c.ID, Location: archive}); err != nil {
+		t.Fatal(err)
+	}
+	// The image's files: the archive unpacked, as buildah add makes them.
+	a, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.images.dir = t.TempDir()
+	if err := checkpoint.Extract(a, f.images.dir); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	rreq := CreateRequest{PodID: "pod0", Name: "counter", Attempt: 1, Image: "checkpoint-image", PIDMode: 1}
+	if r, err := s.Create(ctx, rreq); err == nil {
+		t.Fatalf("a plain image named checkpoint-image restored: %+v", r)
+	}
+	f.images.checkpointImage = true
+	if _, err := f.serviceWithCRIU(t, fakeCRIU{err: errdefs.ErrFailedPrecondition}).Create(ctx, rreq); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("restore from a checkpoint image without CRIU = %v; want FailedPrecondition", err)
+	}
+	r, err := s.Create(ctx, rreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Restore == nil || r.Restore.Archive != "checkpoint-image" || r.Image != "busybox" || !slices.Equal(r.Spec.Process.Args, []string{"sh", "-c", "count"}) {
+		t.Fatalf("restored container %+v (restore %+v)", r, r.Restore)
+	}
+	if f.images.applied[r.ID] == nil {
+		t.Error("the checkpoint's file changes were not applied")
+	}
+	if f.images.mounts[image.ID(strings.Repeat("cd", 32))] != 0 {
+		t.Error("the checkpoint image is still mounted")
+	}
+	if entries, _ := os.ReadDir(s.checkpointWorkDir()); len(entries) != 0 {
+		t.Errorf("work files left: %v", entries)
 	}
 }

@@ -113,11 +113,26 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if err != nil {
 		return nil, err
 	}
-	// An absolute path to a file is a checkpoint archive to restore.
+	// An absolute path to a file is a checkpoint archive to restore; so is
+	// a checkpoint image (made into an archive here).
 	var restore *restorePlan
+	source := req.Image
+	if req.Checkpoint == "" && !isCheckpointArchive(req.Image) {
+		archive, cleanup, err := s.checkpointImageArchive(ctx, req.Image)
+		if err != nil {
+			return nil, err
+		}
+		if archive != "" {
+			defer cleanup()
+			req.Image = archive
+		}
+	}
 	if req.Checkpoint != "" || isCheckpointArchive(req.Image) {
 		if restore, err = s.planRestore(ctx, &req); err != nil {
 			return nil, err
+		}
+		if req.Checkpoint == "" {
+			restore.source = source
 		}
 	}
 	img, err := s.opts.Images.Status(ctx, req.Image)

@@ -35,6 +35,7 @@ type Restore struct {
 // restorePlan is what CreateContainer learned from a checkpoint archive.
 type restorePlan struct {
 	archive   string
+	source    string // what the request named: the archive, or a checkpoint image
 	config    *checkpoint.Config
 	spec      *specs.Spec
 	imageName string // the image as the checkpointed container named it
@@ -190,6 +191,54 @@ func (s *Service) matchCheckpoint(ctx context.Context, req *CreateRequest, cfg *
 	return nil
 }
 
+// checkpointImageArchive makes a checkpoint archive of ref when ref is a
+// checkpoint image (checkpoint.ImageAnnotation): the files of its layer,
+// which are the archive's, tarred into a work directory that cleanup
+// removes. It returns "" for any other image, or one not present (the
+// caller reports that as for any image).
+func (s *Service) checkpointImageArchive(ctx context.Context, ref string) (archive string, cleanup func(), err error) {
+	if ref == "" {
+		return "", nil, nil
+	}
+	img, err := s.opts.Images.Status(ctx, ref)
+	if err != nil || img.Config == nil || !checkpoint.IsCheckpointImage(img.Annotations, img.Config.Config.Labels) {
+		return "", nil, nil
+	}
+	if s.opts.CRIU == nil {
+		return "", nil, fmt.Errorf("restore from checkpoint image %s: checkpoint/restore is not configured: %w", ref, errdefs.ErrFailedPrecondition)
+	}
+	if err := s.opts.CRIU.Check(ctx); err != nil {
+		return "", nil, fmt.Errorf("restore from checkpoint image %s: %w", ref, err)
+	}
+	root, err := s.opts.Images.MountImage(img.ID)
+	if err != nil {
+		return "", nil, fmt.Errorf("mount checkpoint image %s: %w", ref, err)
+	}
+	defer func() {
+		if err := s.opts.Images.UnmountImage(img.ID); err != nil {
+			s.log.Warn("unmount a checkpoint image", "image", ref, "err", err)
+		}
+	}()
+	work, err := s.CheckpointWorkDir("image")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(work) }
+	archive = filepath.Join(work, "checkpoint.tar")
+	f, err := os.OpenFile(archive, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		err = checkpoint.Write(f, root)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("checkpoint image %s: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+	}
+	return archive, cleanup, nil
+}
+
 // imageMissing words a restore's missing image: the checkpoint does not
 // carry the image's layers, only its changes to them.
 func (p *restorePlan) imageMissing(err error) error {
@@ -238,7 +287,11 @@ func (s *Service) unpackRestore(p *restorePlan, id, dir string) (*Restore, error
 			return nil, err
 		}
 	}
-	return &Restore{Archive: p.archive, Images: images, FromID: p.config.ID, CheckpointedAt: p.config.CheckpointedAt}, nil
+	source := p.source
+	if source == "" {
+		source = p.archive
+	}
+	return &Restore{Archive: source, Images: images, FromID: p.config.ID, CheckpointedAt: p.config.CheckpointedAt}, nil
 }
 
 // applyRestoredProcess gives the spec the checkpointed process's command,

@@ -35,9 +35,15 @@ type fakeImages struct {
 	layers  map[string]bool
 	mounts  map[image.ID]int // image volumes mounted, by image
 	dir     string           // what an image volume's mount looks like
+	// checkpointImage: "checkpoint-image" is a checkpoint image.
+	checkpointImage bool
 }
 
 func (f *fakeImages) Status(_ context.Context, ref string) (*image.Image, error) {
+	if ref == "checkpoint-image" && f.checkpointImage { // its files are f.dir's
+		return &image.Image{ID: image.ID(strings.Repeat("cd", 32)), Config: &imgspecv1.Image{},
+			Annotations: map[string]string{"org.criu.checkpoint.container.name": "counter"}}, nil
+	}
 	if ref != "busybox" && ref != "sha256:"+strings.Repeat("ab", 32) { // a name or the ID
 		return nil, errdefs.ErrNotFound
 	}
