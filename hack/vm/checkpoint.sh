@@ -92,16 +92,20 @@ checkpoint_restore() {
 }
 
 # checkpoint_pod: CheckpointPod and RestorePod, which crictl does not
-# speak: test/e2e's TestCheckpointPod (its binary built on the host by
-# run.sh) runs a daemon of its own, checkpoints a pod of two counting
+# speak, and a restore from a checkpoint image: test/e2e's TestCheckpointPod
+# and TestCheckpointImage (their binary built on the host by run.sh) run
+# daemons of their own. The first checkpoints a pod of two counting
 # containers, removes it, restores it, and checks both count on from the
-# checkpoint with their file changes. It must run, not skip.
+# checkpoint with their file changes; the second makes a container's
+# archive an OCI image (org.criu.checkpoint annotation), pushes and pulls
+# it, and restores from it into a new pod. They must run, not skip.
 checkpoint_pod() {
 	local log=$OUT/checkpoint-pod.log
 	(cd "$SRC/test/e2e" && CRI_RUNTIME_BINARY=$SRC/bin/cri-runtime \
-		timeout 900 "$SRC/bin/vm/e2e.test" -test.run '^TestCheckpointPod$' -test.v -test.timeout 14m >"$log" 2>&1)
+		timeout 900 "$SRC/bin/vm/e2e.test" -test.run '^(TestCheckpointPod|TestCheckpointImage)$' -test.v -test.timeout 14m >"$log" 2>&1)
 	local rc=$?
 	grep -E "^\s*(--- |ok|FAIL|PASS)|checkpointed in|restored in|counts on from" "$log" | tail -30
-	((rc == 0)) || { fail "TestCheckpointPod failed (exit $rc): $log"; return 1; }
+	((rc == 0)) || { fail "TestCheckpointPod or TestCheckpointImage failed (exit $rc): $log"; return 1; }
 	grep -q -- "--- PASS: TestCheckpointPod/round_trip" "$log" || fail "TestCheckpointPod did not run its round trip (CRIU not available to it?)"
+	grep -q -- "--- PASS: TestCheckpointImage " "$log" || fail "TestCheckpointImage did not pass (skipped?)"
 }

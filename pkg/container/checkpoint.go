@@ -131,10 +131,19 @@ func (s *Service) Dump(ctx context.Context, id, dir string) error {
 	if c.State != Running {
 		return fmt.Errorf("container %s is %s, not running: only a running container can be checkpointed: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
-	if err := s.runtimeOf(c).Checkpoint(ctx, c.ID, oci.CheckpointOptions{
+	rt := s.runtimeOf(c)
+	before, _ := rt.State(ctx, c.ID)
+	if err := rt.Checkpoint(ctx, c.ID, oci.CheckpointOptions{
 		ImageDir: filepath.Join(dir, checkpoint.ImagesDir), WorkDir: dir, LeaveRunning: true,
 	}); err != nil {
 		return err
+	}
+	// A pod checkpoint is one cut only if the dump left a paused container
+	// paused: make sure, rather than trust it.
+	if before.Status == "paused" {
+		if after, err := rt.State(ctx, c.ID); err != nil || after.Status != "paused" {
+			return fmt.Errorf("container %s was thawed by its dump (runc state %q, %v): the checkpoint would not be one cut of its pod: %w", c.ID, after.Status, err, errdefs.ErrFailedPrecondition)
+		}
 	}
 	return s.writeCheckpointFiles(c, dir, time.Now())
 }

@@ -380,3 +380,28 @@ func TestRestoreFromCheckpointImage(t *testing.T) {
 		t.Errorf("work files left: %v", entries)
 	}
 }
+
+// TestDumpKeepsAPausedContainerPaused: a pod checkpoint's cut holds only
+// if each dump leaves its paused container paused; Dump fails otherwise.
+func TestDumpKeepsAPausedContainerPaused(t *testing.T) {
+	f := newFixture(t)
+	s := f.serviceWithCRIU(t, fakeCRIU{})
+	ctx := context.Background()
+	c, err := s.Create(ctx, request("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pause(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Dump(ctx, c.ID, t.TempDir()); err != nil || !f.runtime.paused[c.ID] {
+		t.Fatalf("Dump = %v, paused %v; want done and still paused", err, f.runtime.paused[c.ID])
+	}
+	f.runtime.thawOnDump = true
+	if err := s.Dump(ctx, c.ID, t.TempDir()); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Dump that thawed the container = %v; want FailedPrecondition", err)
+	}
+}

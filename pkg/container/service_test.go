@@ -123,6 +123,9 @@ type fakeRuntime struct {
 	created  map[string]bool
 	restored map[string]string // RestoreFrom, by container
 	paused   map[string]bool
+	// thawOnDump: Checkpoint thaws a paused container (what the pod
+	// checkpoint must not let pass).
+	thawOnDump bool
 }
 
 func (f *fakeRuntime) Create(_ context.Context, o oci.CreateOptions) (int, error) {
@@ -145,6 +148,11 @@ func (f *fakeRuntime) Create(_ context.Context, o oci.CreateOptions) (int, error
 func (f *fakeRuntime) Checkpoint(_ context.Context, id string, o oci.CheckpointOptions) error {
 	if f.failWith != nil {
 		return f.failWith
+	}
+	if f.thawOnDump {
+		f.mu.Lock()
+		delete(f.paused, id)
+		f.mu.Unlock()
 	}
 	if err := os.MkdirAll(o.ImageDir, 0o700); err != nil {
 		return err
