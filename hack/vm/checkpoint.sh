@@ -1,4 +1,4 @@
-# Checkpoint and restore through the service, sourced by hack/vm/guest.sh
+# Checkpoint and restore, sourced by hack/vm/guest.sh
 # (which defines CRICTL, BUSYBOX, OUT and fail): a container counting in
 # memory is checkpointed while it runs, removed with its pod, restored
 # into a new pod from the archive, and goes on counting from where it was,
@@ -89,4 +89,23 @@ checkpoint_restore() {
 	[[ $("${CRICTL[@]}" inspect -o go-template --template '{{.status.metadata.name}}' "$ctr2") == counter ]] || fail "the restored container's name"
 
 	"${CRICTL[@]}" stopp "$pod2" >/dev/null && "${CRICTL[@]}" rmp "$pod2" >/dev/null
+}
+
+# checkpoint_pod: CheckpointPod and RestorePod, which crictl does not
+# speak, and a restore from a checkpoint image: test/e2e's TestCheckpointPod
+# and TestCheckpointImage (their binary built on the host by run.sh) run
+# daemons of their own. The first checkpoints a pod of two counting
+# containers, removes it, restores it, and checks both count on from the
+# checkpoint with their file changes; the second makes a container's
+# archive an OCI image (org.criu.checkpoint annotation), pushes and pulls
+# it, and restores from it into a new pod. They must run, not skip.
+checkpoint_pod() {
+	local log=$OUT/checkpoint-pod.log
+	(cd "$SRC/test/e2e" && CRI_RUNTIME_BINARY=$SRC/bin/cri-runtime \
+		timeout 900 "$SRC/bin/vm/e2e.test" -test.run '^(TestCheckpointPod|TestCheckpointImage)$' -test.v -test.timeout 14m >"$log" 2>&1)
+	local rc=$?
+	grep -E "^\s*(--- |ok|FAIL|PASS)|checkpointed in|restored in|counts on from" "$log" | tail -30
+	((rc == 0)) || { fail "TestCheckpointPod or TestCheckpointImage failed (exit $rc): $log"; return 1; }
+	grep -q -- "--- PASS: TestCheckpointPod/round_trip" "$log" || fail "TestCheckpointPod did not run its round trip (CRIU not available to it?)"
+	grep -q -- "--- PASS: TestCheckpointImage " "$log" || fail "TestCheckpointImage did not pass (skipped?)"
 }

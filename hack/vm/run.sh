@@ -46,7 +46,9 @@ cd "$src"
 tags="containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper"
 mkdir -p bin/vm
 go test -c -tags "$tags" -o bin/vm/critest.test ./test/critest/
-if [[ " $VM_CHECKS " == *" e2e "* ]]; then
+# The e2e binary: the e2e group, and the checkpoint group's CheckpointPod
+# round trip (hack/vm/checkpoint.sh).
+if [[ " $VM_CHECKS " == *" e2e "* || " $VM_CHECKS " == *" checkpoint "* ]]; then
 	go test -c -tags "$tags" -o bin/vm/e2e.test ./test/e2e/
 fi
 # Warm the build cache for the image helper TestServeCritestImages builds in

@@ -231,3 +231,17 @@ func ReadMembers(r io.Reader, names ...string) (map[string][]byte, error) {
 	}
 	return out, nil
 }
+
+// ImageAnnotation marks an OCI image built from a checkpoint archive: its
+// layer holds the archive's files at its root. The name is the one
+// checkpointctl defines and CRI-O, Podman and buildah-made images carry, in
+// the manifest's annotations (or, from some builders, the config's labels).
+const ImageAnnotation = "org.criu.checkpoint.container.name"
+
+// IsCheckpointImage says whether an image with these manifest annotations
+// and config labels is a checkpoint image.
+func IsCheckpointImage(annotations, labels map[string]string) bool {
+	_, a := annotations[ImageAnnotation]
+	_, l := labels[ImageAnnotation]
+	return a || l
+}

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/checkpoint"
@@ -41,7 +40,7 @@ func (s *Service) checkpointWorkDir() string { return filepath.Join(s.opts.Root,
 // metadata, spec, file changes and log. The container keeps running. The
 // archive appears whole or not at all (written beside it, then renamed).
 func (s *Service) Checkpoint(ctx context.Context, req CheckpointRequest) error {
-	location, err := s.archiveLocation(req.Location)
+	location, err := checkpoint.FileLocation(req.Location, s.ArchiveForbidden())
 	if err != nil {
 		return err
 	}
@@ -49,8 +48,58 @@ func (s *Service) Checkpoint(ctx context.Context, req CheckpointRequest) error {
 	if err != nil {
 		return err
 	}
-	defer s.lock(c.ID)()
-	if c, err = s.Get(c.ID); err != nil {
+	if err := s.CheckCheckpointable(ctx, c.ID); err != nil {
+		return err
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = DefaultCheckpointTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	work, err := s.CheckpointWorkDir(c.ID[:12])
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	start := time.Now()
+	if err := s.Dump(ctx, c.ID, work); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("checkpoint container %s: not done within %s: %w", c.ID, timeout, ctx.Err())
+		}
+		return err
+	}
+	dumped := time.Now()
+	if err := writeArchive(work, location); err != nil {
+		return err
+	}
+	s.log.Info("container checkpointed", "container", c.ID, "location", location,
+		"dump", dumped.Sub(start).Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// ArchiveForbidden are the directories no checkpoint may be written to or
+// read from: the runtime's own.
+func (s *Service) ArchiveForbidden() []string {
+	return append([]string{s.opts.Root}, s.opts.ArchiveForbidden...)
+}
+
+// CheckpointWorkDir makes a new, private directory for a checkpoint's or
+// restore's files under the runtime's root (removed at start-up, should a
+// crash leave it); the caller removes it.
+func (s *Service) CheckpointWorkDir(prefix string) (string, error) {
+	if err := os.MkdirAll(s.checkpointWorkDir(), 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(s.checkpointWorkDir(), prefix+"-")
+}
+
+// CheckCheckpointable is nil when container id can be checkpointed now:
+// it is running, has no terminal, and CRIU works here. Otherwise NotFound
+// or FailedPrecondition saying why.
+func (s *Service) CheckCheckpointable(ctx context.Context, id string) error {
+	c, err := s.Get(id)
+	if err != nil {
 		return err
 	}
 	if c.State != Running {
@@ -62,42 +111,87 @@ func (s *Service) Checkpoint(ctx context.Context, req CheckpointRequest) error {
 	if s.opts.CRIU == nil {
 		return fmt.Errorf("checkpoint/restore is not configured: %w", errdefs.ErrFailedPrecondition)
 	}
-	if err := s.opts.CRIU.Check(ctx); err != nil {
-		return err
-	}
-	timeout := req.Timeout
-	if timeout <= 0 {
-		timeout = DefaultCheckpointTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	return s.opts.CRIU.Check(ctx)
+}
 
-	if err := os.MkdirAll(s.checkpointWorkDir(), 0o700); err != nil {
-		return err
-	}
-	work, err := os.MkdirTemp(s.checkpointWorkDir(), c.ID[:12]+"-")
+// Dump writes a running (or paused) container's checkpoint into dir, in
+// package checkpoint's layout: CRIU's images (runc checkpoint
+// --leave-running), its metadata and spec, its file changes and its log.
+// The container keeps running, or stays paused: CRIU puts the cgroup
+// freezer back as it found it.
+func (s *Service) Dump(ctx context.Context, id, dir string) error {
+	c, err := s.Get(id)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	start := time.Now()
-	if err := s.runtimeOf(c).Checkpoint(ctx, c.ID, oci.CheckpointOptions{
-		ImageDir: filepath.Join(work, checkpoint.ImagesDir), WorkDir: work, LeaveRunning: true,
+	defer s.lock(c.ID)()
+	if c, err = s.Get(c.ID); err != nil {
+		return err
+	}
+	if c.State != Running {
+		return fmt.Errorf("container %s is %s, not running: only a running container can be checkpointed: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	rt := s.runtimeOf(c)
+	before, _ := rt.State(ctx, c.ID)
+	if err := rt.Checkpoint(ctx, c.ID, oci.CheckpointOptions{
+		ImageDir: filepath.Join(dir, checkpoint.ImagesDir), WorkDir: dir, LeaveRunning: true,
 	}); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("checkpoint container %s: not done within %s: %w", c.ID, timeout, ctx.Err())
+		return err
+	}
+	// A pod checkpoint is one cut only if the dump left a paused container
+	// paused: make sure, rather than trust it.
+	if before.Status == "paused" {
+		if after, err := rt.State(ctx, c.ID); err != nil || after.Status != "paused" {
+			return fmt.Errorf("container %s was thawed by its dump (runc state %q, %v): the checkpoint would not be one cut of its pod: %w", c.ID, after.Status, err, errdefs.ErrFailedPrecondition)
 		}
+	}
+	return s.writeCheckpointFiles(c, dir, time.Now())
+}
+
+// Pause freezes a running container's processes (runc pause), for a
+// checkpoint of several containers that is one cut. Nothing but a pod
+// checkpoint pauses containers: start-up resumes any found paused.
+func (s *Service) Pause(ctx context.Context, id string) error {
+	c, err := s.Get(id)
+	if err != nil {
 		return err
 	}
-	dumped := time.Now()
-	if err := s.writeCheckpointFiles(c, work, dumped); err != nil {
+	defer s.lock(c.ID)()
+	if c, err = s.Get(c.ID); err != nil {
 		return err
 	}
-	if err := writeArchive(work, location); err != nil {
+	if c.State != Running {
+		return fmt.Errorf("container %s is %s, not running: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	if err := s.runtimeOf(c).Pause(ctx, c.ID); err != nil {
+		return fmt.Errorf("pause container %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Resume thaws a container Pause froze. One that is not paused (it has
+// gone meanwhile, or was never frozen) is not an error: there is nothing
+// to thaw.
+func (s *Service) Resume(ctx context.Context, id string) error {
+	c, err := s.Get(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	s.log.Info("container checkpointed", "container", c.ID, "location", location,
-		"dump", dumped.Sub(start).Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
+	defer s.lock(c.ID)()
+	rt := s.runtimeOf(c)
+	st, err := rt.State(ctx, c.ID)
+	if errors.Is(err, errdefs.ErrNotFound) || err == nil && st.Status != "paused" {
+		return nil
+	}
+	if err == nil {
+		err = rt.Resume(ctx, c.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("resume container %s: %w", c.ID, err)
+	}
 	return nil
 }
 
@@ -155,46 +249,6 @@ func (s *Service) writeCheckpointFiles(c *Container, work string, at time.Time) 
 		return err
 	}
 	return nil
-}
-
-// archiveLocation checks where a checkpoint archive may be written: an
-// absolute, clean path of a file (or of nothing yet) in an existing
-// directory outside the daemon's own directories.
-func (s *Service) archiveLocation(loc string) (string, error) {
-	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("checkpoint location %q: %s: %w", loc, why, errdefs.ErrInvalidArgument)
-	}
-	switch {
-	case loc == "":
-		return bad("a location is required")
-	case !filepath.IsAbs(loc):
-		return bad("must be an absolute path")
-	case filepath.Clean(loc) != loc || strings.HasSuffix(loc, "/"):
-		return bad("must be a clean path naming a file")
-	}
-	dir, err := filepath.EvalSymlinks(filepath.Dir(loc))
-	if err != nil {
-		return bad("its directory does not exist")
-	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return bad("its parent is not a directory")
-	}
-	for _, own := range append([]string{s.opts.Root}, s.opts.ArchiveForbidden...) {
-		if own == "" {
-			continue
-		}
-		if r, err := filepath.EvalSymlinks(own); err == nil {
-			own = r
-		}
-		if rel, err := filepath.Rel(own, dir); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
-			return bad("it is inside the runtime's own directory " + own)
-		}
-	}
-	full := filepath.Join(dir, filepath.Base(loc))
-	if fi, err := os.Lstat(full); err == nil && !fi.Mode().IsRegular() {
-		return bad("it exists and is not a regular file")
-	}
-	return full, nil
 }
 
 // writeArchive tars work into location: a temporary file beside it,

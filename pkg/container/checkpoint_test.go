@@ -16,6 +16,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/checkpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 )
 
@@ -223,5 +224,184 @@ func TestCheckpointErrors(t *testing.T) {
 	// With CRIU, a file that is no checkpoint archive is InvalidArgument.
 	if _, err := s.Create(ctx, CreateRequest{PodID: "pod0", Name: "r", Image: archive, PIDMode: 1}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("restore from a non-archive = %v; want InvalidArgument", err)
+	}
+}
+
+// TestRestoreChecksTheExpectedProcess: a restore with Checkpoint set (as
+// RestorePod makes) fails on a request that describes another process
+// than the checkpointed one, and succeeds on one that describes it.
+func TestRestoreChecksTheExpectedProcess(t *testing.T) {
+	f := newFixture(t)
+	s := f.serviceWithCRIU(t, fakeCRIU{})
+	ctx := context.Background()
+	req := request("counter")
+	req.Spec.Command = []string{"sh", "-c"}
+	req.Spec.Args = []string{"count"}
+	req.Spec.WorkingDir = "/work"
+	req.Spec.Env = []string{"A=1"}
+	uid := int64(0)
+	req.Spec.Security.RunAsUser = &uid
+	c, err := s.Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "cp.tar")
+	if err := s.Checkpoint(ctx, CheckpointRequest{ID: c.ID, Location: archive}); err != nil {
+		t.Fatal(err)
+	}
+	other := int64(1000)
+	for _, tc := range []struct {
+		name   string
+		change func(*CreateRequest)
+		want   error
+	}{
+		{"another command", func(r *CreateRequest) { r.Spec.Command = []string{"sleep"} }, errdefs.ErrInvalidArgument},
+		{"other args", func(r *CreateRequest) { r.Spec.Command = nil; r.Spec.Args = []string{"nope"} }, errdefs.ErrInvalidArgument},
+		{"another directory", func(r *CreateRequest) { r.Spec.WorkingDir = "/" }, errdefs.ErrInvalidArgument},
+		{"another value", func(r *CreateRequest) { r.Spec.Env = []string{"A=2"} }, errdefs.ErrInvalidArgument},
+		{"another user", func(r *CreateRequest) { r.Spec.Security.RunAsUser = &other }, errdefs.ErrInvalidArgument},
+		{"an image not pulled", func(r *CreateRequest) { r.Image = "alpine" }, errdefs.ErrNotFound},
+		{"the same process", func(r *CreateRequest) {}, nil},
+		{"args only, after the entrypoint", func(r *CreateRequest) { r.Spec.Command = nil; r.Name = "args-only" }, nil},
+		{"nothing said", func(r *CreateRequest) { r.Spec = spec.Input{}; r.Image = ""; r.Name = "bare" }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := req
+			r.Attempt = 1
+			r.Checkpoint = archive
+			tc.change(&r)
+			got, err := s.Create(ctx, r)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Create = %v; want %v", err, tc.want)
+			}
+			if err == nil && (got.Restore == nil || got.Image != "busybox" || !slices.Equal(got.Spec.Process.Args, []string{"sh", "-c", "count"})) {
+				t.Errorf("restored container %+v", got)
+			}
+		})
+	}
+}
+
+// TestPauseResume: Pause freezes a running container, Resume thaws it
+// (and one not paused is left alone), and a restarted daemon thaws one a
+// crash left paused.
+func TestPauseResume(t *testing.T) {
+	f := newFixture(t)
+	s := f.serviceWithCRIU(t, fakeCRIU{})
+	ctx := context.Background()
+	c, err := s.Create(ctx, request("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pause(ctx, c.ID); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Pause of a created container = %v; want FailedPrecondition", err)
+	}
+	if err := s.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Resume(ctx, c.ID); err != nil {
+		t.Fatalf("Resume of a container not paused = %v", err)
+	}
+	if err := s.Pause(ctx, c.ID); err != nil || !f.runtime.paused[c.ID] {
+		t.Fatalf("Pause = %v; paused %v", err, f.runtime.paused)
+	}
+	if err := s.Resume(ctx, c.ID); err != nil || f.runtime.paused[c.ID] {
+		t.Fatalf("Resume = %v; paused %v", err, f.runtime.paused)
+	}
+	if err := s.Resume(ctx, "feedface"); err != nil {
+		t.Fatalf("Resume of a container gone = %v", err)
+	}
+	// The daemon dies with the container paused.
+	if err := s.Pause(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.serviceWithCRIU(t, fakeCRIU{})
+	if f.runtime.paused[c.ID] {
+		t.Error("a restarted daemon left the container paused")
+	}
+}
+
+// TestRestoreFromCheckpointImage: an image whose manifest has the
+// org.criu.checkpoint annotation, its layer holding an archive's files,
+// restores like the archive, and the work files go.
+func TestRestoreFromCheckpointImage(t *testing.T) {
+	f := newFixture(t)
+	f.images.diff = layerDiff(t)
+	s := f.serviceWithCRIU(t, fakeCRIU{})
+	ctx := context.Background()
+	req := request("counter")
+	req.Spec.Command = []string{"sh", "-c", "count"}
+	c, err := s.Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "cp.tar")
+	if err := s.Checkpoint(ctx, CheckpointRequest{ID: c.ID, Location: archive}); err != nil {
+		t.Fatal(err)
+	}
+	// The image's files: the archive unpacked, as buildah add makes them.
+	a, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.images.dir = t.TempDir()
+	if err := checkpoint.Extract(a, f.images.dir); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	rreq := CreateRequest{PodID: "pod0", Name: "counter", Attempt: 1, Image: "checkpoint-image", PIDMode: 1}
+	if r, err := s.Create(ctx, rreq); err == nil {
+		t.Fatalf("a plain image named checkpoint-image restored: %+v", r)
+	}
+	f.images.checkpointImage = true
+	if _, err := f.serviceWithCRIU(t, fakeCRIU{err: errdefs.ErrFailedPrecondition}).Create(ctx, rreq); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("restore from a checkpoint image without CRIU = %v; want FailedPrecondition", err)
+	}
+	r, err := s.Create(ctx, rreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Restore == nil || r.Restore.Archive != "checkpoint-image" || r.Image != "busybox" || !slices.Equal(r.Spec.Process.Args, []string{"sh", "-c", "count"}) {
+		t.Fatalf("restored container %+v (restore %+v)", r, r.Restore)
+	}
+	if f.images.applied[r.ID] == nil {
+		t.Error("the checkpoint's file changes were not applied")
+	}
+	if f.images.mounts[image.ID(strings.Repeat("cd", 32))] != 0 {
+		t.Error("the checkpoint image is still mounted")
+	}
+	if entries, _ := os.ReadDir(s.checkpointWorkDir()); len(entries) != 0 {
+		t.Errorf("work files left: %v", entries)
+	}
+}
+
+// TestDumpKeepsAPausedContainerPaused: a pod checkpoint's cut holds only
+// if each dump leaves its paused container paused; Dump fails otherwise.
+func TestDumpKeepsAPausedContainerPaused(t *testing.T) {
+	f := newFixture(t)
+	s := f.serviceWithCRIU(t, fakeCRIU{})
+	ctx := context.Background()
+	c, err := s.Create(ctx, request("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pause(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Dump(ctx, c.ID, t.TempDir()); err != nil || !f.runtime.paused[c.ID] {
+		t.Fatalf("Dump = %v, paused %v; want done and still paused", err, f.runtime.paused[c.ID])
+	}
+	f.runtime.thawOnDump = true
+	if err := s.Dump(ctx, c.ID, t.TempDir()); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Dump that thawed the container = %v; want FailedPrecondition", err)
 	}
 }

@@ -43,6 +43,12 @@ type CreateRequest struct {
 	Spec        spec.Input
 	// ImageVolumes are mounted read-only besides Spec's mounts.
 	ImageVolumes []ImageVolume
+	// Checkpoint, when set, is the path of a container checkpoint archive
+	// to restore (RestorePod). Unlike an Image that is an archive's path
+	// (CreateContainer, as CRI-O), the request then describes the
+	// checkpointed process: its image, command, arguments, directory,
+	// environment and user must match the checkpoint's where given.
+	Checkpoint string
 }
 
 // createTimeout bounds one CreateContainer's work, which goes on after its
@@ -107,11 +113,26 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if err != nil {
 		return nil, err
 	}
-	// An absolute path to a file is a checkpoint archive to restore.
+	// An absolute path to a file is a checkpoint archive to restore; so is
+	// a checkpoint image (made into an archive here).
 	var restore *restorePlan
-	if isCheckpointArchive(req.Image) {
+	source := req.Image
+	if req.Checkpoint == "" && !isCheckpointArchive(req.Image) {
+		archive, cleanup, err := s.checkpointImageArchive(ctx, req.Image)
+		if err != nil {
+			return nil, err
+		}
+		if archive != "" {
+			defer cleanup()
+			req.Image = archive
+		}
+	}
+	if req.Checkpoint != "" || isCheckpointArchive(req.Image) {
 		if restore, err = s.planRestore(ctx, &req); err != nil {
 			return nil, err
+		}
+		if req.Checkpoint == "" {
+			restore.source = source
 		}
 	}
 	img, err := s.opts.Images.Status(ctx, req.Image)

@@ -35,6 +35,7 @@ type Restore struct {
 // restorePlan is what CreateContainer learned from a checkpoint archive.
 type restorePlan struct {
 	archive   string
+	source    string // what the request named: the archive, or a checkpoint image
 	config    *checkpoint.Config
 	spec      *specs.Spec
 	imageName string // the image as the checkpointed container named it
@@ -60,20 +61,24 @@ func isCheckpointArchive(image string) bool {
 // host path may differ): a checkpoint never mounts a host path the
 // request did not ask for.
 func (s *Service) planRestore(ctx context.Context, req *CreateRequest) (*restorePlan, error) {
+	archive, strict := req.Checkpoint, req.Checkpoint != ""
+	if !strict {
+		archive = req.Image
+	}
 	if s.opts.CRIU == nil {
-		return nil, fmt.Errorf("restore from %s: checkpoint/restore is not configured: %w", req.Image, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("restore from %s: checkpoint/restore is not configured: %w", archive, errdefs.ErrFailedPrecondition)
 	}
 	if err := s.opts.CRIU.Check(ctx); err != nil {
-		return nil, fmt.Errorf("restore from %s: %w", req.Image, err)
+		return nil, fmt.Errorf("restore from %s: %w", archive, err)
 	}
-	f, err := os.Open(req.Image)
+	f, err := os.Open(archive)
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint archive: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	defer f.Close()
 	members, err := checkpoint.ReadMembers(f, checkpoint.ConfigDumpFile, checkpoint.SpecDumpFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", req.Image, err)
+		return nil, fmt.Errorf("%s: %w", archive, err)
 	}
 	cfg, err := checkpoint.ReadConfig(members[checkpoint.ConfigDumpFile])
 	if err != nil {
@@ -81,11 +86,17 @@ func (s *Service) planRestore(ctx context.Context, req *CreateRequest) (*restore
 	}
 	var sp specs.Spec
 	if err := json.Unmarshal(members[checkpoint.SpecDumpFile], &sp); err != nil || sp.Process == nil {
-		return nil, fmt.Errorf("%s: %s is not an OCI spec with a process: %w", req.Image, checkpoint.SpecDumpFile, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("%s: %s is not an OCI spec with a process: %w", archive, checkpoint.SpecDumpFile, errdefs.ErrInvalidArgument)
 	}
 	if sp.Process.Terminal {
-		return nil, fmt.Errorf("%s: the checkpointed container had a terminal: %w", req.Image, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("%s: the checkpointed container had a terminal: %w", archive, errdefs.ErrInvalidArgument)
 	}
+	if strict {
+		if err := s.matchCheckpoint(ctx, req, cfg, sp.Process); err != nil {
+			return nil, fmt.Errorf("restore container %q: %w", req.Name, err)
+		}
+	}
+	req.Image = archive
 	plan := &restorePlan{archive: req.Image, config: cfg, spec: &sp, imageName: cfg.RootfsImageName}
 	given := map[string]bool{}
 	for _, m := range req.Spec.Mounts {
@@ -127,6 +138,105 @@ func (s *Service) planRestore(ctx context.Context, req *CreateRequest) (*restore
 		req.StopSignal = cfg.StopSignal
 	}
 	return plan, nil
+}
+
+// matchCheckpoint checks what a strict restore's request says of the
+// checkpointed process against the checkpoint: api.proto (RestorePod) has
+// the image, command, arguments, working directory, environment and
+// credentials describe the expected process, and any mismatch the runtime
+// can see fail the restore. What the request leaves empty is not checked.
+func (s *Service) matchCheckpoint(ctx context.Context, req *CreateRequest, cfg *checkpoint.Config, p *specs.Process) error {
+	bad := func(what string, got, want any) error {
+		return fmt.Errorf("%s %v does not match the checkpoint's %v: %w", what, got, want, errdefs.ErrInvalidArgument)
+	}
+	if req.Image != "" {
+		img, err := s.opts.Images.Status(ctx, req.Image)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("image %q is not present: pull it first: %w", req.Image, errdefs.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if want := cfg.RootfsImageRef; want != "" && img.ID.String() != want {
+			return bad("image "+req.Image, img.ID.String(), want)
+		}
+	}
+	in := req.Spec
+	switch {
+	case len(in.Command) > 0:
+		if want := append(slices.Clone(in.Command), in.Args...); !slices.Equal(want, p.Args) {
+			return bad("command and args", want, p.Args)
+		}
+	case len(in.Args) > 0:
+		// The image's entrypoint comes first.
+		if len(p.Args) < len(in.Args) || !slices.Equal(p.Args[len(p.Args)-len(in.Args):], in.Args) {
+			return bad("args", in.Args, p.Args)
+		}
+	}
+	if in.WorkingDir != "" && in.WorkingDir != p.Cwd {
+		return bad("working_dir", in.WorkingDir, p.Cwd)
+	}
+	for _, kv := range in.Env {
+		if !slices.Contains(p.Env, kv) {
+			k, _, _ := strings.Cut(kv, "=")
+			return fmt.Errorf("environment variable %s: not in the checkpointed process's environment, or with another value: %w", k, errdefs.ErrInvalidArgument)
+		}
+	}
+	if u := in.Security.RunAsUser; u != nil && uint32(*u) != p.User.UID {
+		return bad("run_as_user", *u, p.User.UID)
+	}
+	if g := in.Security.RunAsGroup; g != nil && uint32(*g) != p.User.GID {
+		return bad("run_as_group", *g, p.User.GID)
+	}
+	return nil
+}
+
+// checkpointImageArchive makes a checkpoint archive of ref when ref is a
+// checkpoint image (checkpoint.ImageAnnotation): the files of its layer,
+// which are the archive's, tarred into a work directory that cleanup
+// removes. It returns "" for any other image, or one not present (the
+// caller reports that as for any image).
+func (s *Service) checkpointImageArchive(ctx context.Context, ref string) (archive string, cleanup func(), err error) {
+	if ref == "" {
+		return "", nil, nil
+	}
+	img, err := s.opts.Images.Status(ctx, ref)
+	if err != nil || img.Config == nil || !checkpoint.IsCheckpointImage(img.Annotations, img.Config.Config.Labels) {
+		return "", nil, nil
+	}
+	if s.opts.CRIU == nil {
+		return "", nil, fmt.Errorf("restore from checkpoint image %s: checkpoint/restore is not configured: %w", ref, errdefs.ErrFailedPrecondition)
+	}
+	if err := s.opts.CRIU.Check(ctx); err != nil {
+		return "", nil, fmt.Errorf("restore from checkpoint image %s: %w", ref, err)
+	}
+	root, err := s.opts.Images.MountImage(img.ID)
+	if err != nil {
+		return "", nil, fmt.Errorf("mount checkpoint image %s: %w", ref, err)
+	}
+	defer func() {
+		if err := s.opts.Images.UnmountImage(img.ID); err != nil {
+			s.log.Warn("unmount a checkpoint image", "image", ref, "err", err)
+		}
+	}()
+	work, err := s.CheckpointWorkDir("image")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(work) }
+	archive = filepath.Join(work, "checkpoint.tar")
+	f, err := os.OpenFile(archive, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		err = checkpoint.Write(f, root)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("checkpoint image %s: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+	}
+	return archive, cleanup, nil
 }
 
 // imageMissing words a restore's missing image: the checkpoint does not
@@ -177,7 +287,11 @@ func (s *Service) unpackRestore(p *restorePlan, id, dir string) (*Restore, error
 			return nil, err
 		}
 	}
-	return &Restore{Archive: p.archive, Images: images, FromID: p.config.ID, CheckpointedAt: p.config.CheckpointedAt}, nil
+	source := p.source
+	if source == "" {
+		source = p.archive
+	}
+	return &Restore{Archive: source, Images: images, FromID: p.config.ID, CheckpointedAt: p.config.CheckpointedAt}, nil
 }
 
 // applyRestoredProcess gives the spec the checkpointed process's command,

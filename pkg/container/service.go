@@ -67,6 +67,8 @@ type Runtime interface {
 	Attach(ctx context.Context, id string, s oci.Streams, stdinOnce bool) error
 	Update(ctx context.Context, id string, res *specs.LinuxResources) error
 	Checkpoint(ctx context.Context, id string, o oci.CheckpointOptions) error
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
 }
 
 var _ Runtime = (*oci.Runtime)(nil)
@@ -310,6 +312,16 @@ func (s *Service) reconcile(c *Container) {
 		s.log.Info("found a container restored by an interrupted StartContainer", "container", c.ID)
 		if err := record.Save(s.recordPath(c.ID), c); err != nil {
 			s.log.Warn("save container", "container", c.ID, "err", err)
+		}
+		return
+	}
+	if err == nil && st.Status == "paused" {
+		// Only a pod checkpoint pauses containers, and it resumes them
+		// before it returns: the daemon died in between. Thaw it.
+		if err := rt.Resume(context.Background(), c.ID); err != nil {
+			s.log.Warn("resume a container an interrupted pod checkpoint left paused", "container", c.ID, "err", err)
+		} else {
+			s.log.Info("resumed a container an interrupted pod checkpoint left paused", "container", c.ID)
 		}
 		return
 	}

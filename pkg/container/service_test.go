@@ -35,9 +35,15 @@ type fakeImages struct {
 	layers  map[string]bool
 	mounts  map[image.ID]int // image volumes mounted, by image
 	dir     string           // what an image volume's mount looks like
+	// checkpointImage: "checkpoint-image" is a checkpoint image.
+	checkpointImage bool
 }
 
 func (f *fakeImages) Status(_ context.Context, ref string) (*image.Image, error) {
+	if ref == "checkpoint-image" && f.checkpointImage { // its files are f.dir's
+		return &image.Image{ID: image.ID(strings.Repeat("cd", 32)), Config: &imgspecv1.Image{},
+			Annotations: map[string]string{"org.criu.checkpoint.container.name": "counter"}}, nil
+	}
 	if ref != "busybox" && ref != "sha256:"+strings.Repeat("ab", 32) { // a name or the ID
 		return nil, errdefs.ErrNotFound
 	}
@@ -116,6 +122,10 @@ type fakeRuntime struct {
 	failWith error
 	created  map[string]bool
 	restored map[string]string // RestoreFrom, by container
+	paused   map[string]bool
+	// thawOnDump: Checkpoint thaws a paused container (what the pod
+	// checkpoint must not let pass).
+	thawOnDump bool
 }
 
 func (f *fakeRuntime) Create(_ context.Context, o oci.CreateOptions) (int, error) {
@@ -139,6 +149,11 @@ func (f *fakeRuntime) Checkpoint(_ context.Context, id string, o oci.CheckpointO
 	if f.failWith != nil {
 		return f.failWith
 	}
+	if f.thawOnDump {
+		f.mu.Lock()
+		delete(f.paused, id)
+		f.mu.Unlock()
+	}
 	if err := os.MkdirAll(o.ImageDir, 0o700); err != nil {
 		return err
 	}
@@ -146,6 +161,24 @@ func (f *fakeRuntime) Checkpoint(_ context.Context, id string, o oci.CheckpointO
 		return err
 	}
 	return os.WriteFile(filepath.Join(o.WorkDir, "dump.log"), []byte("dumped"), 0o600)
+}
+func (f *fakeRuntime) Pause(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.paused == nil {
+		f.paused = map[string]bool{}
+	}
+	f.paused[id] = true
+	return nil
+}
+func (f *fakeRuntime) Resume(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.paused[id] {
+		return errors.New("container not paused")
+	}
+	delete(f.paused, id)
+	return nil
 }
 func (f *fakeRuntime) Delete(_ context.Context, id string) error {
 	f.mu.Lock()
@@ -168,7 +201,12 @@ func (f *fakeRuntime) ExecSync(context.Context, string, []string, time.Duration)
 func (f *fakeRuntime) Exec(context.Context, string, []string, oci.Streams) (int, error) {
 	return 0, nil
 }
-func (f *fakeRuntime) State(context.Context, string) (oci.State, error) {
+func (f *fakeRuntime) State(_ context.Context, id string) (oci.State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.paused[id] {
+		return oci.State{Status: "paused"}, nil
+	}
 	return oci.State{Status: "created"}, nil
 }
 func (f *fakeRuntime) Attach(context.Context, string, oci.Streams, bool) error { return nil }

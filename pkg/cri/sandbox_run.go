@@ -16,22 +16,32 @@ import (
 
 // RunPodSandbox creates the pod's namespaces, files and network.
 func (s *runtimeService) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
-	if h := req.GetRuntimeHandler(); h != "" && !slices.Contains(s.opts.Handlers, h) {
-		return nil, fmt.Errorf("runtime handler %q is not configured (have %s): %w", h, strings.Join(s.opts.Handlers, ", "), errdefs.ErrInvalidArgument)
-	}
-	cfg, err := sandboxConfig(req.GetConfig())
+	cfg, err := s.podConfig(req.GetConfig(), req.GetRuntimeHandler())
 	if err != nil {
 		return nil, err
-	}
-	cfg.RuntimeHandler = req.GetRuntimeHandler()
-	if cfg.UserNS != nil && !s.opts.HandlerFeatures[cfg.RuntimeHandler].UserNamespaces {
-		return nil, fmt.Errorf("runtime handler %q cannot run pods in a user namespace of their own on this host (it needs an OCI runtime with idmapped mounts, such as runc >= 1.2, and a kernel that idmaps the daemon's root): %w", cfg.RuntimeHandler, errdefs.ErrFailedPrecondition)
 	}
 	sb, err := s.opts.Sandboxes.Run(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: sb.ID}, nil
+}
+
+// podConfig converts a pod's configuration to run on handler, which must
+// be configured and support what the pod asks for.
+func (s *runtimeService) podConfig(c *runtimeapi.PodSandboxConfig, handler string) (sandbox.Config, error) {
+	if handler != "" && !slices.Contains(s.opts.Handlers, handler) {
+		return sandbox.Config{}, fmt.Errorf("runtime handler %q is not configured (have %s): %w", handler, strings.Join(s.opts.Handlers, ", "), errdefs.ErrInvalidArgument)
+	}
+	cfg, err := sandboxConfig(c)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.RuntimeHandler = handler
+	if cfg.UserNS != nil && !s.opts.HandlerFeatures[cfg.RuntimeHandler].UserNamespaces {
+		return cfg, fmt.Errorf("runtime handler %q cannot run pods in a user namespace of their own on this host (it needs an OCI runtime with idmapped mounts, such as runc >= 1.2, and a kernel that idmaps the daemon's root): %w", cfg.RuntimeHandler, errdefs.ErrFailedPrecondition)
+	}
+	return cfg, nil
 }
 
 // maxHostname is the kernel's limit (HOST_NAME_MAX); sethostname refuses more.

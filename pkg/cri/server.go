@@ -17,6 +17,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
+	"github.com/cri-runtime/cri-runtime/pkg/podcheckpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
@@ -74,6 +75,12 @@ type CheckpointSupport interface {
 	Status(ctx context.Context) oci.CRIUStatus
 }
 
+// PodCheckpoints checkpoints and restores whole pods (podcheckpoint.Service).
+type PodCheckpoints interface {
+	Checkpoint(ctx context.Context, req podcheckpoint.CheckpointRequest) error
+	Restore(ctx context.Context, req podcheckpoint.RestoreRequest) (*podcheckpoint.Restored, error)
+}
+
 // EventSource hands out subscriptions to lifecycle events.
 type EventSource interface {
 	Subscribe() (<-chan events.Event, func())
@@ -86,18 +93,21 @@ type ImageFsUsage interface {
 
 // Options are the domain services and facts the adapter serves from.
 type Options struct {
-	Logger       *slog.Logger
-	Programs     ProgramProber
-	Network      NetworkSource
-	Images       ImageStore
-	Sandboxes    Sandboxes
-	Containers   Containers
-	Events       EventSource
-	Streams      StreamURLs
-	Metrics      Observer // may be nil
-	ImageFs      ImageFsUsage
-	Checkpoint   CheckpointSupport // may be nil
-	CgroupDriver string            // config.CgroupfsDriver or config.SystemdDriver
+	Logger     *slog.Logger
+	Programs   ProgramProber
+	Network    NetworkSource
+	Images     ImageStore
+	Sandboxes  Sandboxes
+	Containers Containers
+	Events     EventSource
+	Streams    StreamURLs
+	Metrics    Observer // may be nil
+	ImageFs    ImageFsUsage
+	Checkpoint CheckpointSupport // may be nil
+	// PodCheckpoints serves CheckpointPod and RestorePod (nil: they fail
+	// with FailedPrecondition).
+	PodCheckpoints PodCheckpoints
+	CgroupDriver   string // config.CgroupfsDriver or config.SystemdDriver
 	// Handlers are the runtime handler names (RuntimeClass handlers) served;
 	// the empty name, the default handler, is always reported.
 	Handlers []string

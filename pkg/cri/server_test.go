@@ -243,12 +243,6 @@ func TestInterceptors(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
-	t.Run("not yet is Unimplemented", func(t *testing.T) {
-		_, err := rt.CheckpointPod(ctx, &runtimeapi.CheckpointPodRequest{PodSandboxId: "abc", OutputPath: "/tmp/x"})
-		if status.Code(err) != codes.Unimplemented {
-			t.Fatalf("err = %v", err)
-		}
-	})
 	t.Run("checkpoint of an unknown container is NotFound", func(t *testing.T) {
 		_, err := rt.CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{ContainerId: "abc", Location: "/tmp/x"})
 		if status.Code(err) != codes.NotFound {

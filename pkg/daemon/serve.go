@@ -25,6 +25,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/metrics"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/podcheckpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/reserve"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
@@ -191,6 +192,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	sandboxes.SetContainers(containers)
+	podCheckpoints := podcheckpoint.New(podcheckpoint.Options{
+		Pods: sandboxes, Containers: containers, CRIU: criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
+	}, log.With("component", "podcheckpoint"))
 
 	// Report readiness once at start-up; Status re-checks on every call.
 	if p, err := programs.Probe(ctx); err != nil {
@@ -259,6 +263,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Metrics:         stats,
 		ImageFs:         images,
 		Checkpoint:      criu,
+		PodCheckpoints:  podCheckpoints,
 		CgroupDriver:    cfg.CgroupDriver,
 		Handlers:        handlerNames,
 		HandlerFeatures: features,

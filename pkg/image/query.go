@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -33,6 +34,9 @@ type Image struct {
 	Config         *imgspecv1.Image // the image configuration, in OCI form
 	ManifestDigest digest.Digest
 	Layers         []types.BlobInfo // the manifest's layers, base first
+	// Annotations are the manifest's (OCI manifests have them; a
+	// checkpoint image says what it is in them).
+	Annotations map[string]string
 }
 
 // details is what an image ID always means; cached because reading it
@@ -42,6 +46,7 @@ type details struct {
 	manifestDigest digest.Digest
 	layers         []types.BlobInfo
 	size           uint64
+	annotations    map[string]string
 }
 
 // describe turns a store image into an Image.
@@ -56,6 +61,7 @@ func (s *Service) describe(ctx context.Context, img *storage.Image) (*Image, err
 		Config:         d.config,
 		ManifestDigest: d.manifestDigest,
 		Layers:         d.layers,
+		Annotations:    d.annotations,
 		Created:        img.Created,
 	}
 	if d.config.Created != nil {
@@ -117,7 +123,14 @@ func (s *Service) detailsOf(ctx context.Context, img *storage.Image) (*details, 
 	if err != nil {
 		return nil, fmt.Errorf("size of image %s: %w", img.ID, err)
 	}
-	d = &details{config: config, manifestDigest: digest.FromBytes(manifest), layers: src.LayerInfos(), size: uint64(max(size, 0))}
+	// Only OCI manifests (and indexes) carry annotations; any other
+	// manifest decodes to none.
+	var annotated struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	_ = json.Unmarshal(manifest, &annotated)
+	d = &details{config: config, manifestDigest: digest.FromBytes(manifest), layers: src.LayerInfos(), size: uint64(max(size, 0)),
+		annotations: annotated.Annotations}
 	s.detailsMu.Lock()
 	s.details[id] = d
 	s.detailsMu.Unlock()

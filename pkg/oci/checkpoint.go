@@ -52,3 +52,16 @@ func criuLogErrors(path string) string {
 	}
 	return " (CRIU: " + strings.Join(lines, "; ") + ")"
 }
+
+// Pause freezes every process of the container (runc pause: the cgroup
+// freezer), so that a checkpoint of several containers is one cut.
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	_, err := r.runc(ctx, "pause", id)
+	return err
+}
+
+// Resume thaws a paused container (runc resume).
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	_, err := r.runc(ctx, "resume", id)
+	return err
+}
