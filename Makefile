@@ -18,7 +18,7 @@ LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build build-race kubelet deps run install test test-unit test-e2e test-kubelet test-vm critest critest-images tools churn bench lint clean
+.PHONY: all build build-race kubelet deps run install test test-unit test-e2e test-kubelet test-vm critest critest-images tools churn bench bench-compare containerd lint clean
 
 all: build
 
@@ -103,6 +103,27 @@ churn: build build-race
 # with that containerd and reported as ratios (see README, Benchmarks).
 bench: build
 	CRI_RUNTIME_BINARY=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 40x -timeout 30m ./test/e2e/
+
+# containerd and its runc shim at the version hack/bench/go.mod pins, for
+# bench-compare only (built without the btrfs, devmapper and zfs snapshotters).
+CONTAINERD      := bin/containerd
+CONTAINERD_SHIM := bin/containerd-shim-runc-v2
+containerd: $(CONTAINERD) $(CONTAINERD_SHIM)
+$(CONTAINERD): hack/bench/go.mod hack/bench/go.sum
+	cd hack/bench && $(GO) build -tags "no_btrfs no_devmapper no_zfs" -o $(abspath $@) github.com/containerd/containerd/v2/cmd/containerd
+$(CONTAINERD_SHIM): hack/bench/go.mod hack/bench/go.sum
+	cd hack/bench && CGO_ENABLED=0 $(GO) build -o $(abspath $@) github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+
+# Our daemon and containerd side by side in one run (not in CI): critest
+# -benchmark against each in turn (A B A B), ExecSync and per-pod memory, as a
+# markdown table of medians and ratios (README, Benchmarks). It holds
+# /tmp/e2e.lock for the whole run: do not wrap it in flock yourself.
+# BENCH_ROUNDS, BENCH_SAMPLES and BENCH_OUT (a file for the table) tune it.
+bench-compare: build tools containerd
+	$(GO) test -tags "$(TAGS)" -c -o bin/critest-compare.test ./test/critest/
+	cd test/critest && flock /tmp/e2e.lock env CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRITEST_BINARY=$(abspath $(CRITEST)) \
+	  CONTAINERD_BINARY=$(abspath $(CONTAINERD)) CONTAINERD_SHIM_BINARY=$(abspath $(CONTAINERD_SHIM)) \
+	  $(abspath bin/critest-compare.test) -test.run '^TestCompareContainerd$$' -test.v -test.timeout 90m
 
 # The daemon as a systemd service in a QEMU VM with cgroup v2 and AppArmor:
 # `make install`, the shipped unit, restarts with containers running, critest
