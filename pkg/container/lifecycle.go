@@ -34,17 +34,36 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	if c.State != Created {
 		return fmt.Errorf("container %s is %s, not created: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
+	rt := s.runtimeOf(c)
+	crashpoint.Hit("ctr-start:before")
+	pid := c.Pid
+	if c.Deferred {
+		// The work CreateContainer left: conmon and "runc create". A
+		// failure leaves the container created, with nothing of runc's
+		// (oci.Runtime.Create deletes what it made).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		pid, err = rt.Create(rctx, oci.CreateOptions{ID: c.ID, Name: c.Name, Spec: c.Spec, LogPath: s.logFile(c), Stdin: c.Stdin, StdinOnce: c.StdinOnce})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("start container %s: %w", c.ID, err)
+		}
+	}
 	// The process begins during "runc start": take the time before it, so
 	// that a process exiting at once never seems to end before it started.
 	startedAt := time.Now()
-	crashpoint.Hit("ctr-start:before")
-	if err := s.runtimeOf(c).Start(ctx, c.ID); err != nil {
+	if err := rt.Start(ctx, c.ID); err != nil {
+		if c.Deferred {
+			_ = rt.Delete(context.WithoutCancel(ctx), c.ID)
+		}
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	crashpoint.Hit("ctr-start:started")
+	// One record for both steps: a crash before it leaves a record that
+	// says created with a runc container that exists, which the start-up
+	// reconciles (service.go, reconcile).
 	if _, err := s.update(c.ID, func(c *Container) {
 		if c.State == Created {
-			c.State, c.StartedAt = Running, startedAt
+			c.State, c.StartedAt, c.Pid, c.Deferred = Running, startedAt, pid, false
 		}
 	}); err != nil {
 		return err
