@@ -4,6 +4,8 @@
 GO      ?= go
 TAGS    := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper
 BIN     := bin/cri-runtime
+# Pod inits and exec subreapers (pkg/helper), found next to the daemon.
+HELPER  := bin/cri-runtime-helper
 # The daemon built with the race detector, which TestChurn runs.
 RACE_BIN := bin/cri-runtime-race
 # cri-tools' validation suite and CLI, built from the versions hack/tools/go.mod pins.
@@ -24,6 +26,7 @@ all: build
 
 build:
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cri-runtime
+	$(GO) build -trimpath -ldflags "-s -w" -o $(HELPER) ./cmd/cri-runtime-helper
 
 build-race:
 	$(GO) build -race -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/cri-runtime
@@ -49,6 +52,7 @@ PREFIX     ?= /usr/local
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cri-runtime
+	install -D -m 0755 $(HELPER) $(DESTDIR)$(PREFIX)/bin/cri-runtime-helper
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/cri-runtime|$(PREFIX)/bin/cri-runtime|' contrib/systemd/cri-runtime.service \
 	  > $(DESTDIR)$(UNITDIR)/cri-runtime.service

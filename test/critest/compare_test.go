@@ -62,6 +62,12 @@ func TestCompareContainerd(t *testing.T) {
 		t.Fatal(err)
 	}
 	cniBinDirs := []string{"/usr/lib/cni", "/opt/cni/bin"}
+	// The bridges the two networks make (below) outlive their pods; they go last.
+	t.Cleanup(func() {
+		for _, br := range []string{"crirtb0", "ctrdb0"} {
+			_ = exec.Command("ip", "link", "delete", br).Run()
+		}
+	})
 
 	// Ours, with the same chain as containerd's (not the built-in network, which leaves
 	// out firewall and runs portmap only for pods that map ports).
