@@ -4,6 +4,8 @@
 GO      ?= go
 TAGS    := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper
 BIN     := bin/cri-runtime
+# Pod inits and exec subreapers (pkg/helper), found next to the daemon.
+HELPER  := bin/cri-runtime-helper
 # The daemon built with the race detector, which TestChurn runs.
 RACE_BIN := bin/cri-runtime-race
 # cri-tools' validation suite and CLI, built from the versions hack/tools/go.mod pins.
@@ -18,12 +20,13 @@ LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build build-race kubelet deps run install test test-unit test-e2e test-kubelet test-vm critest critest-images tools churn soak bench lint clean
+.PHONY: all build build-race kubelet deps run install test test-unit test-e2e test-kubelet test-vm critest critest-images tools churn soak bench bench-compare containerd lint clean
 
 all: build
 
 build:
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cri-runtime
+	$(GO) build -trimpath -ldflags "-s -w" -o $(HELPER) ./cmd/cri-runtime-helper
 
 build-race:
 	$(GO) build -race -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/cri-runtime
@@ -49,6 +52,7 @@ PREFIX     ?= /usr/local
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/cri-runtime
+	install -D -m 0755 $(HELPER) $(DESTDIR)$(PREFIX)/bin/cri-runtime-helper
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/cri-runtime|$(PREFIX)/bin/cri-runtime|' contrib/systemd/cri-runtime.service \
 	  > $(DESTDIR)$(UNITDIR)/cri-runtime.service
@@ -115,6 +119,27 @@ soak: build build-race
 # with that containerd and reported as ratios (see README, Benchmarks).
 bench: build
 	CRI_RUNTIME_BINARY=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 40x -timeout 30m ./test/e2e/
+
+# containerd and its runc shim at the version hack/bench/go.mod pins, for
+# bench-compare only (built without the btrfs, devmapper and zfs snapshotters).
+CONTAINERD      := bin/containerd
+CONTAINERD_SHIM := bin/containerd-shim-runc-v2
+containerd: $(CONTAINERD) $(CONTAINERD_SHIM)
+$(CONTAINERD): hack/bench/go.mod hack/bench/go.sum
+	cd hack/bench && $(GO) build -tags "no_btrfs no_devmapper no_zfs" -o $(abspath $@) github.com/containerd/containerd/v2/cmd/containerd
+$(CONTAINERD_SHIM): hack/bench/go.mod hack/bench/go.sum
+	cd hack/bench && CGO_ENABLED=0 $(GO) build -o $(abspath $@) github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+
+# Our daemon and containerd side by side in one run (not in CI): critest
+# -benchmark against each in turn (A B A B), ExecSync and per-pod memory, as a
+# markdown table of medians and ratios (README, Benchmarks). It holds
+# /tmp/e2e.lock for the whole run: do not wrap it in flock yourself.
+# BENCH_ROUNDS, BENCH_SAMPLES and BENCH_OUT (a file for the table) tune it.
+bench-compare: build tools containerd
+	$(GO) test -tags "$(TAGS)" -c -o bin/critest-compare.test ./test/critest/
+	cd test/critest && flock /tmp/e2e.lock env CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRITEST_BINARY=$(abspath $(CRITEST)) \
+	  CONTAINERD_BINARY=$(abspath $(CONTAINERD)) CONTAINERD_SHIM_BINARY=$(abspath $(CONTAINERD_SHIM)) \
+	  $(abspath bin/critest-compare.test) -test.run '^TestCompareContainerd$$' -test.v -test.timeout 90m
 
 # The daemon as a systemd service in a QEMU VM with cgroup v2 and AppArmor:
 # `make install`, the shipped unit, restarts with containers running, critest

@@ -68,6 +68,11 @@ type Container struct {
 	Reason     string    `json:"reason,omitempty"`
 	Message    string    `json:"message,omitempty"`
 
+	// Deferred: the container is created but "runc create" has not run
+	// yet; Start runs it from Spec. Records written before creation was
+	// deferred lack it: their runc container exists.
+	Deferred bool `json:"deferred,omitempty"`
+
 	// Removing is set before RemoveContainer takes anything away; a
 	// start-up finds such a container half-removed and finishes the job.
 	Removing bool `json:"removing,omitempty"`

@@ -17,7 +17,6 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/index"
-	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/record"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
@@ -55,8 +54,8 @@ type CreateRequest struct {
 // client gives up so that the kubelet's retry receives the container.
 const createTimeout = 4 * time.Minute
 
-// Create makes a container: its writable layer, its OCI spec, and the
-// runc container under conmon, not yet running. The work is not tied to
+// Create makes a container: its writable layer and its OCI spec; the runc
+// container under conmon is made by Start. The work is not tied to
 // the client: when it gives up (the kubelet's deadline passed), a retry
 // with the same pod, name and attempt waits for the work, or receives the
 // container it made, instead of failing with "name in use". A genuine
@@ -149,8 +148,7 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if handler == "" {
 		handler = s.opts.DefaultHandler
 	}
-	rt, ok := s.opts.Runtimes[handler]
-	if !ok {
+	if _, ok := s.opts.Runtimes[handler]; !ok {
 		return nil, fmt.Errorf("runtime handler %q of pod %s is not configured: %w", handler, pod.ID, errdefs.ErrFailedPrecondition)
 	}
 	logPath, err := containerLogPath(pod.Config.LogDirectory, req.LogPath)
@@ -243,25 +241,15 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if err != nil {
 		return nil, err
 	}
-	var pid int
 	if restore != nil {
-		// No runc container yet: Start restores the checkpoint.
+		// Start restores the checkpoint (conmon runs "runc restore").
 		applyRestoredProcess(ociSpec, restore)
-	} else {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		runLog := logPath
-		if runLog == "" {
-			runLog = s.logFile(&Container{ID: id})
-		}
-		pid, err = rt.Create(rctx, oci.CreateOptions{ID: id, Name: req.Name, Spec: ociSpec, LogPath: runLog, Stdin: req.Stdin, StdinOnce: req.StdinOnce,
-			PlaceMonitor: s.monitorPlacer(pod.CgroupParent, id)})
-		if err != nil {
-			return nil, err
-		}
-		undo = append(undo, func() error { return rt.Delete(context.WithoutCancel(ctx), id) })
-		crashpoint.Hit("ctr-create:runc")
 	}
+	// "runc create" (under conmon) is left to StartContainer, as containerd
+	// does: the kubelet starts what it creates at once, and a container that
+	// is never started then costs no monitor and no runc state. The spec is
+	// in the record, which Start runs from.
+	crashpoint.Hit("ctr-create:runc")
 
 	_, cgroupPath := s.opts.CgroupDriver.ContainerCgroup(pod.CgroupParent, id)
 	c := &Container{
@@ -269,7 +257,7 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 		Image: req.Image, ImageID: img.ID.String(),
 		Labels: req.Labels, Annotations: req.Annotations, LogPath: logPath, StopSignal: stopSignal,
 		Stdin: req.Stdin, StdinOnce: req.StdinOnce,
-		State: Created, CreatedAt: time.Now(), Pid: pid, Spec: ociSpec,
+		State: Created, CreatedAt: time.Now(), Deferred: restore == nil, Spec: ociSpec,
 		CgroupPath: cgroupPath,
 		Restore:    restored,
 	}

@@ -43,25 +43,46 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	if c.State != Created {
 		return fmt.Errorf("container %s is %s, not created: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
-	// The process begins during "runc start": take the time before it, so
-	// that a process exiting at once never seems to end before it started.
-	startedAt := time.Now()
+	rt := s.runtimeOf(c)
 	crashpoint.Hit("ctr-start:before")
 	if c.Restore != nil {
-		if err := s.startRestore(ctx, c, startedAt); err != nil {
+		// conmon runs "runc restore": the container runs when it returns.
+		if err := s.startRestore(ctx, c, time.Now()); err != nil {
 			return err
 		}
 		safego.Go(s.log, "watch container exit", func() { s.watch(c.ID) })
 		s.opts.Events.Publish(events.Event{Type: events.Started, ContainerID: c.ID, PodID: c.PodID})
 		return nil
 	}
-	if err := s.runtimeOf(c).Start(ctx, c.ID); err != nil {
+	pid := c.Pid
+	if c.Deferred {
+		// The work CreateContainer left: conmon and "runc create". A
+		// failure leaves the container created, with nothing of runc's
+		// (oci.Runtime.Create deletes what it made).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		pid, err = rt.Create(rctx, oci.CreateOptions{ID: c.ID, Name: c.Name, Spec: c.Spec, LogPath: s.logFile(c), Stdin: c.Stdin, StdinOnce: c.StdinOnce,
+			PlaceMonitor: s.monitorPlacer(filepath.Dir(c.CgroupPath), c.ID)})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("start container %s: %w", c.ID, err)
+		}
+	}
+	// The process begins during "runc start": take the time before it, so
+	// that a process exiting at once never seems to end before it started.
+	startedAt := time.Now()
+	if err := rt.Start(ctx, c.ID); err != nil {
+		if c.Deferred {
+			_ = rt.Delete(context.WithoutCancel(ctx), c.ID)
+		}
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	crashpoint.Hit("ctr-start:started")
+	// One record for both steps: a crash before it leaves a record that
+	// says created with a runc container that exists, which the start-up
+	// reconciles (service.go, reconcile).
 	started := func(c *Container) {
 		if c.State == Created {
-			c.State, c.StartedAt = Running, startedAt
+			c.State, c.StartedAt, c.Pid, c.Deferred = Running, startedAt, pid, false
 		}
 	}
 	if _, err := s.update(c.ID, started); err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
@@ -285,6 +286,9 @@ func (s *Service) runtimeByID(id string) Runtime {
 // or running, against what runc and conmon know:
 //   - a StartContainer cut short after "runc start" left a "created"
 //     container running (or exited): the record says so now;
+//   - a created container whose "runc create" is still to come (Deferred)
+//     stays created while its root filesystem is mounted; a StartContainer
+//     cut short before "runc start" leaves a runc container, deleted here;
 //   - runc no longer knows it and conmon left no exit (the host rebooted,
 //     with --state on tmpfs): its process is gone and how it ended is not
 //     known, so it is recorded as exited with code 255, reason Unknown.
@@ -326,6 +330,15 @@ func (s *Service) reconcile(c *Container) {
 		return
 	}
 	switch {
+	case c.Deferred && errors.Is(err, errdefs.ErrNotFound) && mounted(c.Spec):
+		return // created, waiting for Start to run "runc create"
+	case c.Deferred && err == nil && st.Status == "created":
+		// A StartContainer cut short between "runc create" and "runc
+		// start": take its runc container away, the next Start makes it.
+		if err := rt.Delete(context.Background(), c.ID); err != nil {
+			s.log.Warn("delete the runc container of an interrupted start", "container", c.ID, "err", err)
+		}
+		return
 	case errors.Is(err, errdefs.ErrNotFound):
 		now := time.Now()
 		c.State, c.ExitCode, c.FinishedAt = Exited, 255, now
@@ -341,12 +354,30 @@ func (s *Service) reconcile(c *Container) {
 		if t, ok := processStartTime(c.Pid); ok && st.Status == "running" {
 			startedAt = t
 		}
-		c.State, c.StartedAt = Running, startedAt
+		c.State, c.StartedAt, c.Deferred = Running, startedAt, false
+		if c.Pid == 0 {
+			c.Pid = st.Pid
+		}
 		s.log.Info("found a container started by an interrupted StartContainer", "container", c.ID, "runc_status", st.Status)
 	}
 	if err := record.Save(s.recordPath(c.ID), c); err != nil {
 		s.log.Warn("save container", "container", c.ID, "err", err)
 	}
+}
+
+// mounted tells whether the spec's root filesystem is still a mount point
+// (another device than its parent directory's): after a reboot the writable
+// layer is no longer mounted and a deferred create must not run on the
+// empty directory.
+func mounted(sp *specs.Spec) bool {
+	if sp == nil || sp.Root == nil || sp.Root.Path == "" {
+		return false
+	}
+	var root, parent unix.Stat_t
+	if unix.Stat(sp.Root.Path, &root) != nil || unix.Stat(filepath.Dir(sp.Root.Path), &parent) != nil {
+		return false
+	}
+	return root.Dev != parent.Dev
 }
 
 // undoInterrupted removes a container whose CreateContainer or

@@ -262,7 +262,8 @@ func TestCreateReservesTheNameAndRollsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.State != Created || c.Handler != "runc" || !f.images.layers[c.ID] || !f.runtime.created[c.ID] {
+	// runc create is left to Start.
+	if c.State != Created || c.Handler != "runc" || !f.images.layers[c.ID] || f.runtime.created[c.ID] || !c.Deferred || c.Spec == nil {
 		t.Fatalf("created %+v; layer %v, runtime %v", c, f.images.layers[c.ID], f.runtime.created[c.ID])
 	}
 	if _, err := s.Create(ctx, request("a")); !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), c.ID) {
@@ -272,10 +273,12 @@ func TestCreateReservesTheNameAndRollsBack(t *testing.T) {
 		t.Fatalf("image not pulled = %v; want NotFound saying to pull it", err)
 	}
 
-	// A runtime failure undoes the layer and the record and frees the name.
-	f.runtime.failWith = errors.New("runc create: boom")
-	if _, err := s.Create(ctx, request("b")); err == nil {
-		t.Fatal("Create succeeded although runc failed")
+	// A failure after the layer was made (a PID namespace the pod does
+	// not share) undoes the layer and the record and frees the name.
+	bad := request("b")
+	bad.PIDMode = spec.Pod
+	if _, err := s.Create(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("Create with a PID namespace the pod does not share = %v; want InvalidArgument", err)
 	}
 	if len(f.images.layers) != 1 {
 		t.Fatalf("layers after a failed create: %v; want only the first container's", f.images.layers)
@@ -283,9 +286,39 @@ func TestCreateReservesTheNameAndRollsBack(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(f.root, "containers")); len(entries) != 1 {
 		t.Fatalf("records after a failed create: %v; want only the first container's", entries)
 	}
-	f.runtime.failWith = nil
 	if _, err := s.Create(ctx, request("b")); err != nil {
 		t.Fatalf("name not freed by the failed create: %v", err)
+	}
+}
+
+// Start runs the runc create that Create left; when it fails the container
+// stays created, and a later Start can still run it.
+func TestStartRunsTheDeferredCreate(t *testing.T) {
+	f := newFixture(t)
+	s := f.service(t)
+	ctx := context.Background()
+	c, err := s.Create(ctx, request("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.runtime.failWith = errors.New("runc create: boom")
+	if err := s.Start(ctx, c.ID); err == nil {
+		t.Fatal("Start succeeded although runc create failed")
+	}
+	if got, err := s.Get(c.ID); err != nil || got.State != Created || !got.Deferred || f.runtime.created[c.ID] {
+		t.Fatalf("after a failed start: %+v, %v; runtime %v; want created, deferred, no runc container", got, err, f.runtime.created[c.ID])
+	}
+	f.runtime.failWith = nil
+	if err := s.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(c.ID)
+	if err != nil || got.State != Running || got.Deferred || got.Pid != 42 || !f.runtime.created[c.ID] {
+		t.Fatalf("after start: %+v, %v; runtime %v; want running with runc's PID", got, err, f.runtime.created[c.ID])
+	}
+	// The record says so too.
+	if got := f.service(t); got.containers[c.ID].State != Running || got.containers[c.ID].Deferred {
+		t.Fatalf("recorded after start: %+v", got.containers[c.ID])
 	}
 }
 
@@ -355,7 +388,7 @@ func TestImageVolumes(t *testing.T) {
 		t.Fatalf("spec mounts %+v; want %s/etc bound read-only (and executable) at /vol", c.Spec.Mounts, f.images.dir)
 	}
 
-	// A missing sub-path, an image not pulled, a failing runtime: nothing stays mounted.
+	// A missing sub-path, an image not pulled, a later step failing: nothing stays mounted.
 	if _, err := s.Create(ctx, withVolume("b", "nope")); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("missing sub-path: %v; want InvalidArgument", err)
 	}
@@ -364,11 +397,11 @@ func TestImageVolumes(t *testing.T) {
 	if _, err := s.Create(ctx, bad); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("image volume not pulled: %v; want NotFound", err)
 	}
-	f.runtime.failWith = errors.New("runc create: boom")
-	if _, err := s.Create(ctx, withVolume("d", "")); err == nil {
-		t.Fatal("Create succeeded although runc failed")
+	failing := withVolume("d", "")
+	failing.PIDMode = spec.Pod // the pod shares none: fails after the mount
+	if _, err := s.Create(ctx, failing); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("Create failing after the mount = %v; want InvalidArgument", err)
 	}
-	f.runtime.failWith = nil
 	if f.images.mounts[img] != 1 {
 		t.Fatalf("image mounts after failed creates: %d; want 1", f.images.mounts[img])
 	}

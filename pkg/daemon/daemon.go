@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/cri-runtime/cri-runtime/pkg/config"
+	"github.com/cri-runtime/cri-runtime/pkg/helper"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/version"
 )
@@ -27,8 +28,10 @@ func (e exitCode) ExitCode() int { return int(e) }
 // cancelled (serve) or the command is done. -h/--help prints usage and
 // returns nil.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// The helper's commands, for when cri-runtime-helper is not installed.
 	if len(args) > 0 && args[0] == "reap-exec" {
-		if code := reapExec(args[1:], stderr); code != 0 {
+		code, _ := helper.Run(ctx, args, stderr)
+		if code != 0 {
 			return exitCode(code)
 		}
 		return nil
@@ -41,7 +44,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.command == "pause" {
-		return pause(ctx, o.pauseCgroup)
+		return helper.Pause(ctx, o.pauseCgroup)
 	}
 	cfg, warnings, err := o.loadConfig()
 	if err != nil {

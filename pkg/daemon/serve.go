@@ -99,14 +99,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	self, err := os.Executable()
+	helperBin, err := helperBinary()
 	if err != nil {
-		return fmt.Errorf("find our own binary: %w", err)
+		return err
 	}
+	log.Info("helper for pod inits and execs", "path", helperBin)
 	var lifecycle events.Broker
 	sandboxes, err := sandbox.New(ctx, sandbox.Options{
 		Events:       &lifecycle,
-		PauseBinary:  self,
+		PauseBinary:  helperBin,
 		Root:         cfg.Root,
 		State:        cfg.State,
 		CgroupDriver: driver,
@@ -135,7 +136,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		rt, err := oci.NewRuntime(oci.RuntimeOptions{
 			Runc:     lookPath(path),
 			Conmon:   lookPath(cfg.Runtime.MonitorPath),
-			Helper:   self,
+			Helper:   helperBin,
 			StateDir: stateDir,
 			// Every handler's runc must manage cgroups the way the pods' are.
 			SystemdCgroup: driver.IsSystemd(),
@@ -332,4 +333,24 @@ func lookPath(name string) string {
 		return p
 	}
 	return name
+}
+
+// helperName is the helper's binary (cmd/cri-runtime-helper), installed
+// next to the daemon's.
+const helperName = "cri-runtime-helper"
+
+// helperBinary is the program pods' inits and execs run: cri-runtime-helper
+// next to our own binary, which starts faster and holds far less memory
+// than the daemon's binary, else our own binary (which has the same
+// commands).
+func helperBinary() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find our own binary: %w", err)
+	}
+	h := filepath.Join(filepath.Dir(self), helperName)
+	if fi, err := os.Stat(h); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+		return h, nil
+	}
+	return self, nil
 }

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/helper"
 	"github.com/cri-runtime/cri-runtime/pkg/proc"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
@@ -211,12 +212,13 @@ func processTree(pid int) []int {
 	return out
 }
 
-// The contract of "cri-runtime reap-exec" (pkg/daemon), which ExecSync runs:
-// when runc itself failed, it exits ReapExecFailed and writes the reason on
-// stderr after ReapExecPrefix; otherwise it exits with the command's code.
+// The contract of the helper's "reap-exec" (pkg/helper), which ExecSync
+// and Exec run: when runc itself failed, it exits ReapExecFailed and writes
+// the reason on stderr after ReapExecPrefix; otherwise it exits with the
+// command's code.
 const (
-	ReapExecFailed = 125
-	ReapExecPrefix = "cri-runtime reap-exec: "
+	ReapExecFailed = helper.ReapExecFailed
+	ReapExecPrefix = helper.ReapExecPrefix
 )
 
 // execOutputBudget bounds the memory the outputs of all ExecSync calls in

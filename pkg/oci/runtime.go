@@ -27,8 +27,9 @@ import (
 // they keep their state.
 type RuntimeOptions struct {
 	Runc, Conmon string // resolved binaries
-	// Helper is the daemon's own binary, run as "Helper reap-exec ..." to
-	// wait for an ExecSync command without waiting for what it leaves behind.
+	// Helper is cri-runtime-helper (or the daemon's own binary), run as
+	// "Helper reap-exec ..." to wait for an exec'd command without waiting
+	// for what it leaves behind.
 	Helper string
 	// StateDir holds runc's state (runc/), conmon's exit files (exits/)
 	// and attach sockets (attach/), and each container's bundle

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -38,6 +39,7 @@ func (m *Manager) startPause(sb *Sandbox) error {
 	}
 	cmd := exec.Command(m.opts.PauseBinary, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.Env = pauseEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the pod's init: %w", err)
@@ -64,6 +66,19 @@ func (m *Manager) placePause(sb *Sandbox) error {
 		return fmt.Errorf("move the pod's init into its cgroup: %w", err)
 	}
 	return nil
+}
+
+// pauseEnv is the pod init's environment: ours, with the Go runtime held to
+// one P (GOMAXPROCS), which a reaper is content with and which saves every
+// pod about 100 kB of the runtime's per-P memory.
+func pauseEnv() []string {
+	env := make([]string, 0, len(os.Environ())+1)
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "GOMAXPROCS=") {
+			env = append(env, e)
+		}
+	}
+	return append(env, "GOMAXPROCS=1")
 }
 
 // stopPause kills the pod's init if it is still the process we started

@@ -89,6 +89,7 @@ func (m *Manager) createUserNamespaces(sb *Sandbox, dir string, kinds []nsKind, 
 	u := sb.Config.UserNS
 	cmd := exec.Command(m.opts.PauseBinary, "pause")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.Env = pauseEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  uintptr(flags),
 		UidMappings: sysProcMaps(u.UIDs), GidMappings: sysProcMaps(u.GIDs),

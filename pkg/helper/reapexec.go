@@ -1,4 +1,4 @@
-package daemon
+package helper
 
 import (
 	"errors"
@@ -11,20 +11,18 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/cri-runtime/cri-runtime/pkg/oci"
 )
 
-// reapExec runs "runc exec --detach" (args[1:], which must write its
+// ReapExec runs "runc exec --detach" (args[1:], which must write its
 // process's PID to the file args[0]) as a child subreaper: the exec'd
 // process becomes our child once runc has gone, so we can wait for it —
 // and only for it: background children it started keep running, reparented
 // to init when we exit — and exit with its exit code (128+signal when
-// killed). Started by pkg/oci for ExecSync, never by users.
-func reapExec(args []string, stderr io.Writer) int {
+// killed). Started by pkg/oci for ExecSync and Exec, never by users.
+func ReapExec(args []string, stderr io.Writer) int {
 	fail := func(err error) int {
-		fmt.Fprintln(stderr, oci.ReapExecPrefix+err.Error())
-		return oci.ReapExecFailed
+		fmt.Fprintln(stderr, ReapExecPrefix+err.Error())
+		return ReapExecFailed
 	}
 	if len(args) < 2 {
 		return fail(errors.New("usage: reap-exec PIDFILE RUNC ARGS..."))
