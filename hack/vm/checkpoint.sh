@@ -28,17 +28,20 @@ checkpoint_restore() {
 	"${CRICTL[@]}" info | grep -q '"available": true' || fail "crictl info does not say checkpoint/restore is available"
 
 	cat >$d/pod1.json <<-JSON
-	{"metadata": {"name": "cp-pod", "namespace": "default", "uid": "cp-pod-1"}, "log_directory": "$d/logs1", "linux": {}}
+	{"metadata": {"name": "cp-pod", "namespace": "default", "uid": "cp-pod-1"}, "log_directory": "$d/logs1", "linux": {"security_context": {"namespace_options": {"pid": 1}}}}
 	JSON
 	cat >$d/pod2.json <<-JSON
-	{"metadata": {"name": "cp-pod-restored", "namespace": "default", "uid": "cp-pod-2"}, "log_directory": "$d/logs2", "linux": {}}
+	{"metadata": {"name": "cp-pod-restored", "namespace": "default", "uid": "cp-pod-2"}, "log_directory": "$d/logs2", "linux": {"security_context": {"namespace_options": {"pid": 1}}}}
 	JSON
 	# The count lives only in the shell's memory; the file changes are a
-	# new file and a deleted one of the image.
+	# new file and a deleted one of the image. A PID namespace per
+	# container, as the kubelet asks unless a pod shares one: CRIU gives
+	# the restored processes back their PIDs, which in a namespace shared
+	# with the new pod's init (and its threads) may be taken.
 	cat >$d/ctr.json <<-JSON
 	{"metadata": {"name": "counter"}, "image": {"image": "$BUSYBOX"}, "log_path": "counter.log",
 	 "command": ["sh", "-c", "echo kept >/tmp/made-here; rm /etc/group; i=0; while true; do i=\$((i+1)); echo \$i; sleep 0.5; done"],
-	 "linux": {}}
+	 "linux": {"security_context": {"namespace_options": {"pid": 1}}}}
 	JSON
 	sed "s|\"image\": \"$BUSYBOX\"|\"image\": \"$d/cp.tar\"|" $d/ctr.json >$d/restore.json
 
