@@ -46,19 +46,39 @@ func (s *Service) execFailed(c *Container, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	// A stop that killed the process while runc was joining it may not be
+	// visible yet (runc then fails in setns with "broken pipe"): look
+	// again for a moment before calling the failure the exec's own.
+	for deadline := time.Now().Add(execSettle); ; time.Sleep(50 * time.Millisecond) {
+		if why := s.notRunning(c); why != nil {
+			return fmt.Errorf("%w (%w)", err, why)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
+// execSettle is how long a failed exec waits to see whether the container
+// was stopping under it.
+const execSettle = time.Second
+
+// notRunning says why c no longer runs (removed: NotFound; stopped:
+// FailedPrecondition), nil while it does.
+func (s *Service) notRunning(c *Container) error {
 	now, gerr := s.Get(c.ID)
 	switch {
 	case errors.Is(gerr, errdefs.ErrNotFound):
-		return fmt.Errorf("%w (container %s was removed meanwhile: %w)", err, c.ID, errdefs.ErrNotFound)
+		return fmt.Errorf("container %s was removed meanwhile: %w", c.ID, errdefs.ErrNotFound)
 	case gerr == nil && now.State != Running:
-		return fmt.Errorf("%w (container %s stopped meanwhile: %w)", err, c.ID, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("container %s stopped meanwhile: %w", c.ID, errdefs.ErrFailedPrecondition)
 	}
 	// Its exit may not be recorded yet: ask runc.
 	if st, serr := s.runtimeOf(c).State(context.Background(), c.ID); errors.Is(serr, errdefs.ErrNotFound) ||
 		(serr == nil && st.Status != "running" && st.Status != "paused") {
-		return fmt.Errorf("%w (container %s stopped meanwhile: %w)", err, c.ID, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("container %s stopped meanwhile: %w", c.ID, errdefs.ErrFailedPrecondition)
 	}
-	return err
+	return nil
 }
 
 // Exec runs cmd in the running container connected to the client's

@@ -269,8 +269,10 @@ func (s *Service) forget(c *Container) error {
 	if s.names[c.nameKey()] == c.ID {
 		delete(s.names, c.nameKey())
 	}
-	s.handover.Forget(c.nameKey())
 	s.mu.Unlock()
+	// Not under s.mu: handover.Do holds its own lock while it asks (taken)
+	// under s.mu whether the name is in use; the other order deadlocks.
+	s.handover.Forget(c.nameKey())
 	s.locks.Forget(c.ID)
 	s.persist.Forget(c.ID)
 	s.samples.Forget(c.CgroupPath)

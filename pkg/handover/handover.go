@@ -101,7 +101,8 @@ func (g *Group) run(ctx context.Context, key string, j *job, timeout time.Durati
 }
 
 // Forget drops an unclaimed result for key: its object is being removed.
-// Work in flight is left alone.
+// Work in flight is left alone. Do calls taken with the group's lock held,
+// so callers must not hold a lock that taken takes when they call Forget.
 func (g *Group) Forget(key string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -168,11 +168,17 @@ func (m *Manager) removeLocked(sb *Sandbox) error {
 	m.mu.Lock()
 	delete(m.pods, id)
 	delete(m.gates, id)
-	if m.byKey[sb.Config.Metadata.key()] == id {
-		delete(m.byKey, sb.Config.Metadata.key())
-		m.handover.Forget(sb.Config.Metadata.key())
+	key := sb.Config.Metadata.key()
+	named := m.byKey[key] == id
+	if named {
+		delete(m.byKey, key)
 	}
 	m.mu.Unlock()
+	// Not under m.mu: handover.Do holds its own lock while it asks (taken)
+	// under m.mu whether the name is in use; the other order deadlocked.
+	if named {
+		m.handover.Forget(key)
+	}
 	m.locks.Forget(id)
 	return nil
 }
