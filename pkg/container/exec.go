@@ -35,6 +35,14 @@ func (s *Service) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	if err != nil {
 		return nil, s.execFailed(c, err)
 	}
+	// Killed by a signal while the container was being stopped: the
+	// command did not finish because the container went, which is what a
+	// caller coming second would have been told.
+	if res.ExitCode > 128 {
+		if why := s.notRunning(c); why != nil {
+			return nil, fmt.Errorf("command %q was killed (exit code %d): %w", cmd, res.ExitCode, why)
+		}
+	}
 	return res, nil
 }
 
@@ -51,7 +59,8 @@ func (s *Service) execFailed(c *Container, err error) error {
 	// again for a moment before calling the failure the exec's own.
 	for deadline := time.Now().Add(execSettle); ; time.Sleep(50 * time.Millisecond) {
 		if why := s.notRunning(c); why != nil {
-			return fmt.Errorf("%w (%w)", err, why)
+			// Only why's code: runc's message may look like bad input.
+			return fmt.Errorf("%v (%w)", err, why)
 		}
 		if time.Now().After(deadline) {
 			return err
