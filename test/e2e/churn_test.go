@@ -42,25 +42,6 @@ const (
 	churnDefaultCycles = 20
 )
 
-// churnBinary is the daemon to churn: $CRI_RUNTIME_RACE_BINARY, built with
-// -race, when set (the Makefile builds it), else the ordinary one.
-func churnBinary(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("CRI_RUNTIME_RACE_BINARY")
-	if p == "" {
-		t.Logf("CRI_RUNTIME_RACE_BINARY is not set: churning %s, which has no race detector", binary)
-		return binary
-	}
-	abs, err := filepath.Abs(p)
-	if err == nil {
-		_, err = os.Stat(abs)
-	}
-	if err != nil {
-		t.Fatalf("CRI_RUNTIME_RACE_BINARY=%s: %v", p, err)
-	}
-	return abs
-}
-
 func churnCycles(t *testing.T) int {
 	t.Helper()
 	s := os.Getenv("CHURN_CYCLES")
@@ -277,8 +258,9 @@ func (c *churnClient) cycle(i int) (retErr error) {
 }
 
 func TestChurn(t *testing.T) {
+	raceBuild(t)
 	cycles := churnCycles(t)
-	d := framework.StartDaemon(t, framework.Options{Binary: churnBinary(t), Args: []string{"--registries-conf", registriesConf}})
+	d := framework.StartDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	// The logs of a daemon that had to be killed (see quit), for the race check.
 	var earlierLogs string
 	var clients []*churnClient

@@ -167,6 +167,7 @@ func busyboxPlus(t *testing.T, marker string) (v1.Image, string) {
 // cleanup took the layer lock for writing and queued behind the slow
 // pull's read lock; every later pull and CreateContainer queued behind it.
 func TestFailedPullStallsNothing(t *testing.T) {
+	raceBuild(t)
 	regA := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
 	slow, _ := busyboxPlus(t, "slow")
 	if _, err := regA.Push("library/slow", "latest", slow); err != nil {
@@ -324,6 +325,7 @@ func TestImageEnvWithoutEquals(t *testing.T) {
 // with NotFound or FailedPrecondition. Never a failed removal, nor a
 // container left behind in a removed pod.
 func TestRemovePodRacingCreateContainer(t *testing.T) {
+	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	ctx := ctxT(t)
 	created, refused := 0, 0
@@ -453,6 +455,7 @@ func (p *clientProxy) kill() {
 // stdin copy blocked on the full pipe, the stream stopped reading the
 // connection, and the disconnect was never seen.
 func TestExecWithUnreadStdinEndsWithItsClient(t *testing.T) {
+	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "stdin-flood")
 	id := runCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))

@@ -149,14 +149,14 @@ func TestSecondDaemonRefusesToStart(t *testing.T) {
 	first := startDaemon(t)
 
 	t.Run("same socket", func(t *testing.T) {
-		second := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--listen", first.Socket}})
+		second := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--listen", first.Socket}})
 		err := second.Start()
 		if err == nil || !strings.Contains(second.Logs(), "another daemon is serving on "+first.Socket) {
 			t.Fatalf("second daemon on the same socket: start error %v, log:\n%s", err, second.Logs())
 		}
 	})
 	t.Run("same root", func(t *testing.T) {
-		second := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--root", first.Root}})
+		second := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--root", first.Root}})
 		err := second.Start()
 		if err == nil || !strings.Contains(second.Logs(), first.Root+" is in use by another cri-runtime") {
 			t.Fatalf("second daemon on the same root: start error %v, log:\n%s", err, second.Logs())
@@ -246,7 +246,7 @@ func TestZeroConfig(t *testing.T) {
 	if _, err := os.Stat("/etc/cri-runtime"); err == nil {
 		t.Skip("/etc/cri-runtime exists on this host; zero-config is not testable here")
 	}
-	d := framework.NewDaemon(t, framework.Options{Binary: binary})
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t)})
 	d.Args = []string{"--listen", d.Socket, "--root", d.Root, "--state", d.State}
 	if err := d.Start(); err != nil {
 		t.Fatalf("zero-config start: %v\n%s", err, d.Logs())

@@ -169,7 +169,7 @@ blocked = true
 
 // TestPinnedImages pins by glob in the configuration file.
 func TestPinnedImages(t *testing.T) {
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	cfg := "[image]\npinned_images = [\"docker.io/library/busybox:*\"]\n"
 	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestStreamImages(t *testing.T) {
 // ImageFsInfo then reports the image and container filesystems apart, and a
 // pull grows the image one.
 func TestSplitImageFilesystem(t *testing.T) {
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	imageStore := filepath.Join(d.Dir, "images")
 	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte("[image]\nimage_store = \""+imageStore+"\"\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -134,6 +134,7 @@ func TestPullImageWithCredentials(t *testing.T) {
 // holds blob downloads until all eight calls are under way and one download has begun, so that
 // the pulls overlap however the goroutines are scheduled.
 func TestConcurrentPullsShareOnePull(t *testing.T) {
+	raceBuild(t)
 	reg := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
 	d := startDaemonFor(t, reg)
 	bb := factsOf(t, framework.BusyboxImage)

@@ -27,7 +27,7 @@ func TestUpdateRuntimeConfigSetsThePodCIDR(t *testing.T) {
 		initial  = "10.79.0.0/24"
 		nodeCIDR = "10.78.5.0/24"
 	)
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	conf := fmt.Sprintf("[network]\ndefault_bridge = %q\ndefault_subnet = %q\n", bridge, initial)
 	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -176,7 +176,7 @@ func startSlowNetworkDaemon(t *testing.T) *framework.Daemon {
 	if err := os.WriteFile(filepath.Join(bin, "slowbridge"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf, "--cni-bin-dir", bin + ":/usr/lib/cni"}})
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf, "--cni-bin-dir", bin + ":/usr/lib/cni"}})
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"slow","plugins":[{"type":"slowbridge","bridge":%q,"isGateway":true,`+
 		`"ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"dataDir":%q}}]}`, podBridge, podSubnet, filepath.Join(d.Root, "cni", "networks"))
 	if err := os.MkdirAll(d.CNIConf, 0o755); err != nil {
@@ -196,6 +196,7 @@ func startSlowNetworkDaemon(t *testing.T) *framework.Daemon {
 // asks again with the same metadata; it must get the pod the daemon went on
 // making, and there must be one pod, not two.
 func TestPodSandboxRunRetry(t *testing.T) {
+	raceBuild(t)
 	d := startSlowNetworkDaemon(t)
 	cfg := podConfig("retry")
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)

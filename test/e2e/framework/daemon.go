@@ -6,11 +6,13 @@ package framework
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,18 +26,48 @@ import (
 // BuildTags are the tags the daemon is built with (see the Makefile).
 const BuildTags = "containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper"
 
-// BuildBinary returns the daemon binary to test: $CRI_RUNTIME_BINARY when
-// set (the Makefile builds it once), else a fresh build into dir.
+// CrashPointsTag is the build tag that compiles pkg/crashpoint's points
+// into the daemon: the test builds have it, `make build` does not.
+const CrashPointsTag = "crashpoints"
+
+// BuildBinary returns the production daemon binary: $CRI_RUNTIME_BINARY
+// when set (the Makefile builds it once), else a fresh build into dir.
 func BuildBinary(dir string) (string, error) {
-	if p := os.Getenv("CRI_RUNTIME_BINARY"); p != "" {
+	return buildBinary(dir, "CRI_RUNTIME_BINARY", "cri-runtime", BuildTags)
+}
+
+// BuildTestBinary returns the daemon binary most end-to-end tests run, built
+// with the crash points (CrashPointsTag): $CRI_RUNTIME_TEST_BINARY when set
+// (make build-test), else a fresh build into dir.
+func BuildTestBinary(dir string) (string, error) {
+	return buildBinary(dir, "CRI_RUNTIME_TEST_BINARY", "cri-runtime-test", BuildTags+" "+CrashPointsTag)
+}
+
+func buildBinary(dir, env, name, tags string) (string, error) {
+	if p := os.Getenv(env); p != "" {
 		return filepath.Abs(p)
 	}
-	out := filepath.Join(dir, "cri-runtime")
-	cmd := exec.Command("go", "build", "-tags", BuildTags, "-o", out, "github.com/cri-runtime/cri-runtime/cmd/cri-runtime")
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", out, "github.com/cri-runtime/cri-runtime/cmd/cri-runtime")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %w\n%s", err, b)
 	}
 	return out, nil
+}
+
+// HasCrashPoints tells whether the daemon binary at path was built with
+// CrashPointsTag, from the build settings Go records in every binary.
+func HasCrashPoints(path string) (bool, error) {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-tags" && slices.Contains(strings.Split(s.Value, ","), CrashPointsTag) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Daemon is one cri-runtime process on its own root, state, socket and CNI
