@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -258,6 +257,8 @@ func (c *churnClient) cycle(i int) (retErr error) {
 }
 
 func TestChurn(t *testing.T) {
+	// Not parallel: eight clients at full speed take both cores, and the
+	// churn is meant to find the races of the daemon alone on the host.
 	raceBuild(t)
 	cycles := churnCycles(t)
 	d := framework.StartDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
@@ -525,10 +526,6 @@ func chainsOf(rules []string, id string) []string {
 }
 
 func freePort() (int32, error) {
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return int32(l.Addr().(*net.TCPAddr).Port), nil
+	p, err := framework.FreePort()
+	return int32(p), err
 }

@@ -34,6 +34,7 @@ type crashState struct {
 }
 
 func TestCrashConsistency(t *testing.T) {
+	t.Parallel()
 	needCrashPoints(t)
 	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	if err := d.Start(); err != nil {
@@ -276,6 +277,7 @@ func dirEntries(t *testing.T, dir string) []string {
 // deadline goes on, and the kubelet's retry (same pod, name and attempt)
 // receives the container it made, instead of a "name is reserved" loop.
 func TestCreateContainerRetry(t *testing.T) {
+	t.Parallel()
 	raceBuild(t)
 	needCrashPoints(t)
 	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})

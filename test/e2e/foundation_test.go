@@ -36,6 +36,7 @@ func conditions(t *testing.T, st *runtimeapi.StatusResponse) map[string]*runtime
 }
 
 func TestVersionStatusAndRuntimeConfig(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	ctx := ctxT(t)
 
@@ -87,6 +88,7 @@ func TestVersionStatusAndRuntimeConfig(t *testing.T) {
 }
 
 func TestSocketIsRootOnly(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	fi, err := os.Stat(d.Socket)
 	if err != nil {
@@ -109,6 +111,7 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 func (rawCodec) Name() string { return "proto" }
 
 func TestMalformedRequests(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	ctx := ctxT(t)
 
@@ -146,6 +149,7 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func TestSecondDaemonRefusesToStart(t *testing.T) {
+	t.Parallel()
 	first := startDaemon(t)
 
 	t.Run("same socket", func(t *testing.T) {
@@ -168,6 +172,7 @@ func TestSecondDaemonRefusesToStart(t *testing.T) {
 }
 
 func TestGracefulStopAndRestart(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	if err := d.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
 		t.Fatal(err)
@@ -195,6 +200,7 @@ func TestGracefulStopAndRestart(t *testing.T) {
 }
 
 func TestReadinessFollowsTheHost(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, "--runtime", "/nonexistent/runc")
 	ctx := ctxT(t)
 
@@ -243,6 +249,7 @@ func TestReadinessFollowsTheHost(t *testing.T) {
 // TestZeroConfig runs the command the README promises works with no
 // configuration file at all.
 func TestZeroConfig(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/etc/cri-runtime"); err == nil {
 		t.Skip("/etc/cri-runtime exists on this host; zero-config is not testable here")
 	}
@@ -274,6 +281,7 @@ func cli(t *testing.T, args ...string) (string, error) {
 }
 
 func TestCommandLine(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "config.d"), 0o755); err != nil {
 		t.Fatal(err)

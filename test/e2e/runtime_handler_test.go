@@ -18,6 +18,7 @@ import (
 // its own handler name and state) and runs a pod with it, as a
 // RuntimeClass would.
 func TestRuntimeHandlers(t *testing.T) {
+	t.Parallel()
 	runc, err := exec.LookPath("runc")
 	if err != nil {
 		t.Fatal(err)

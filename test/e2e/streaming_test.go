@@ -120,6 +120,7 @@ func waitFor(t *testing.T, what string, buf *syncBuffer, want string) {
 }
 
 func TestStreamingExec(t *testing.T) {
+	t.Parallel()
 	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "stream-exec")
@@ -294,6 +295,7 @@ func TestStreamingExec(t *testing.T) {
 }
 
 func TestStreamingAttach(t *testing.T) {
+	t.Parallel()
 	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "stream-attach")
@@ -415,6 +417,7 @@ func TestStreamingAttach(t *testing.T) {
 }
 
 func TestStreamingPortForward(t *testing.T) {
+	t.Parallel()
 	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "stream-pf")
@@ -623,6 +626,7 @@ func freeAddr(t *testing.T) string {
 // the other and checks that the daemon's goroutines and descriptors come
 // back to where they were, and no helper process is left.
 func TestStreamingLeavesNothing(t *testing.T) {
+	t.Parallel()
 	raceBuild(t)
 	metricsAddr := freeAddr(t)
 	d := startPodDaemon(t, "--metrics-address", metricsAddr)
@@ -681,6 +685,7 @@ func TestStreamingLeavesNothing(t *testing.T) {
 // TestStreamingOverTLS serves streams over HTTPS with a configured key pair
 // and requires client certificates from a configured CA.
 func TestStreamingOverTLS(t *testing.T) {
+	t.Parallel()
 	raceBuild(t)
 	dir := t.TempDir()
 	ca, caKey := selfSigned(t, "e2e CA", nil, nil)

@@ -71,10 +71,12 @@ func HasCrashPoints(path string) (bool, error) {
 }
 
 // Daemon is one cri-runtime process on its own root, state, socket and CNI
-// configuration directory, all under Dir.
+// configuration directory, all under Dir, and with a built-in pod network of
+// its own (Net).
 type Daemon struct {
 	Binary                            string
 	Dir, Root, State, Socket, CNIConf string
+	Net                               *Network
 	Args                              []string // full argument list
 	// Env is added to the daemon's environment at each Start (e.g. to
 	// arm a crash point); change it between a Stop and a Start.
@@ -99,11 +101,18 @@ type Options struct {
 
 // NewDaemon prepares (but does not start) a daemon in a fresh directory that
 // is removed when the test ends. The directory is short so the socket path
-// fits the 108-byte unix limit.
+// fits the 108-byte unix limit. The daemon's built-in network is its own
+// (ClaimNetwork), set in the drop-in config.d/00-e2e-network.toml: a test
+// that wants another one writes a drop-in that sorts after it.
 func NewDaemon(t testing.TB, opts Options) *Daemon {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "crirt-")
 	if err != nil {
+		t.Fatal(err)
+	}
+	network, err := ClaimNetwork()
+	if err != nil {
+		os.RemoveAll(dir)
 		t.Fatal(err)
 	}
 	// Searchable by others, as /var/lib is: a container in a user namespace
@@ -121,6 +130,7 @@ func NewDaemon(t testing.TB, opts Options) *Daemon {
 		State:   filepath.Join(dir, "state"),
 		Socket:  filepath.Join(dir, "cri.sock"),
 		CNIConf: filepath.Join(dir, "net.d"),
+		Net:     network,
 	}
 	d.Args = append([]string{
 		"--config", filepath.Join(dir, "config.toml"),
@@ -129,6 +139,12 @@ func NewDaemon(t testing.TB, opts Options) *Daemon {
 		"--cni-conf-dir", d.CNIConf, "--log-level", "debug",
 	}, opts.Args...)
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "config.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.d", "00-e2e-network.toml"), []byte(network.Config()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -146,6 +162,7 @@ func NewDaemon(t testing.TB, opts Options) *Daemon {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.Logs())
 		}
+		network.Release()
 		os.RemoveAll(dir)
 	})
 	return d

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -679,23 +677,16 @@ func removeNewIptablesChains(before map[string]bool) {
 	}
 }
 
-// freePorts finds n free TCP ports on 127.0.0.1.
+// freePorts finds n free TCP ports (FreePort).
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ls []net.Listener
 	var out []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls = append(ls, l)
-		_, port, _ := net.SplitHostPort(l.Addr().String())
-		p, _ := strconv.Atoi(port)
 		out = append(out, p)
-	}
-	for _, l := range ls {
-		l.Close()
 	}
 	return out
 }
