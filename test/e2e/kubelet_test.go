@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,32 +42,48 @@ func startKubelet(t *testing.T) (*framework.Kubelet, *framework.Daemon) {
 	return k, d
 }
 
-// TestKubelet runs the kubelet tests, one after another: each kubelet changes
-// what the host has once (kernel settings, /var/lib/kubelet, the KUBE-
-// iptables chains, /var/log/containers), and the framework puts back what
-// its kubelet found when it stops. Together they run alongside the other
-// tests, whose daemons and networks are their own. `make test-kubelet` runs
-// them alone; -run 'TestKubelet/Probes' picks one.
+// TestKubelet runs the kubelet tests two at a time, alongside the other
+// tests, whose daemons and networks are their own. Their kubelets change
+// what the host has once for all of them (kernel settings,
+// /var/lib/kubelet, the KUBE- iptables chains, /var/log/containers), and the
+// framework puts it back when the last one stops. Longest first, so that
+// the two lanes end together. `make test-kubelet` runs them alone;
+// -run 'TestKubelet/Probes' picks one.
 func TestKubelet(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
+	type kubeletTest struct {
 		name string
 		test func(*testing.T)
-	}{
-		{"StaticPodRunning", kubeletStaticPodRunning},
+	}
+	all := []kubeletTest{
 		{"StaticPodDeleteLeavesNothing", kubeletStaticPodDeleteLeavesNothing},
-		{"Probes", kubeletProbes},
-		{"InitContainersAndLogs", kubeletInitContainersAndLogs},
 		{"SurvivesRestarts", kubeletSurvivesRestarts},
-		{"TerminationStatus", kubeletTerminationStatus},
-		{"LogRotation", kubeletLogRotation},
-		{"StatsSummary", kubeletStatsSummary},
+		{"Probes", kubeletProbes},
 		{"PodFeatures", kubeletPodFeatures},
+		{"StaticPodRunning", kubeletStaticPodRunning},
+		{"InitContainersAndLogs", kubeletInitContainersAndLogs},
+		{"StatsSummary", kubeletStatsSummary},
+		{"LogRotation", kubeletLogRotation},
 		{"HostNetworkPod", kubeletHostNetworkPod},
 		{"PodShapeAndSecurity", kubeletPodShapeAndSecurity},
-	} {
-		t.Run(tc.name, tc.test)
+		{"TerminationStatus", kubeletTerminationStatus},
 	}
+	tests := make(chan kubeletTest, len(all))
+	for _, tc := range all {
+		tests <- tc
+	}
+	close(tests)
+	var lanes sync.WaitGroup
+	for range 2 {
+		// Subtests that are not parallel run in their parent's slot;
+		// t.Run may be called from several goroutines at once.
+		lanes.Go(func() {
+			for tc := range tests {
+				t.Run(tc.name, tc.test)
+			}
+		})
+	}
+	lanes.Wait()
 }
 
 // busyboxPod is a static pod of one busybox container running script.
