@@ -11,7 +11,7 @@ TEST_BIN := bin/cri-runtime-test
 RACE_BIN := bin/cri-runtime-race
 TEST_TAGS := $(TAGS) crashpoints
 # How many e2e tests run at once (those that call t.Parallel; README, Testing).
-E2E_PARALLEL ?= 6
+E2E_PARALLEL ?= 8
 # cri-tools' validation suite and CLI, built from the versions hack/tools/go.mod pins.
 CRITEST := bin/critest
 CRICTL  := bin/crictl
