@@ -6,8 +6,14 @@ TAGS    := containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdrive
 BIN     := bin/cri-runtime
 # Pod inits and exec subreapers (pkg/helper), found next to the daemon.
 HELPER  := bin/cri-runtime-helper
-# The daemon built with the race detector, which TestChurn runs.
+# The test builds of the daemon, which the e2e tests run: with the crash
+# points (pkg/crashpoint, the crashpoints tag; never in $(BIN)), and that
+# with the race detector too, for the tests about concurrency (README, Testing).
+TEST_BIN := bin/cri-runtime-test
 RACE_BIN := bin/cri-runtime-race
+TEST_TAGS := $(TAGS) crashpoints
+# How many e2e tests run at once (those that call t.Parallel; README, Testing).
+E2E_PARALLEL ?= 8
 # cri-tools' validation suite and CLI, built from the versions hack/tools/go.mod pins.
 CRITEST := bin/critest
 CRICTL  := bin/crictl
@@ -20,7 +26,7 @@ LDFLAGS := -X github.com/cri-runtime/cri-runtime/pkg/version.Version=$(VERSION)
 # Extra flags for `make run`, e.g. make run ARGS="--log-level debug".
 ARGS    ?=
 
-.PHONY: all build build-race kubelet deps run install test test-unit test-e2e test-kubelet test-vm critest critest-images tools churn soak bench bench-compare containerd lint clean
+.PHONY: all build build-test build-race kubelet deps run install test test-unit test-e2e test-kubelet test-vm critest critest-images tools churn soak bench bench-compare containerd lint clean
 
 all: build
 
@@ -28,8 +34,11 @@ build:
 	$(GO) build -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cri-runtime
 	$(GO) build -trimpath -ldflags "-s -w" -o $(HELPER) ./cmd/cri-runtime-helper
 
+build-test:
+	$(GO) build -tags "$(TEST_TAGS)" -ldflags "$(LDFLAGS)" -o $(TEST_BIN) ./cmd/cri-runtime
+
 build-race:
-	$(GO) build -race -tags "$(TAGS)" -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/cri-runtime
+	$(GO) build -race -tags "$(TEST_TAGS)" -ldflags "$(LDFLAGS)" -o $(RACE_BIN) ./cmd/cri-runtime
 
 kubelet: $(KUBELET)
 
@@ -64,16 +73,21 @@ install: build
 # in a VM with cgroup v2 (test-vm, about 10 minutes).
 test: deps build lint test-unit test-e2e critest test-vm
 
+# pkg/crashpoint runs twice: without the tag it must do nothing, with it,
+# what the e2e tests rely on.
 test-unit:
 	$(GO) test -tags "$(TAGS)" -race -count=1 ./cmd/... ./pkg/... ./test/e2e/framework/...
+	$(GO) test -tags "$(TEST_TAGS)" -race -count=1 ./pkg/crashpoint/
 
-test-e2e: build build-race kubelet
-	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) KUBELET_BINARY=$(abspath $(KUBELET)) \
-	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 40m ./test/e2e/
+E2E_ENV = CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_TEST_BINARY=$(abspath $(TEST_BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN))
+
+test-e2e: build build-test build-race kubelet
+	$(E2E_ENV) KUBELET_BINARY=$(abspath $(KUBELET)) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 40m -parallel $(E2E_PARALLEL) ./test/e2e/
 
 # Only the tests that drive the daemon through a real kubelet.
-test-kubelet: build build-race kubelet
-	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) KUBELET_BINARY=$(abspath $(KUBELET)) \
+test-kubelet: build build-test build-race kubelet
+	$(E2E_ENV) KUBELET_BINARY=$(abspath $(KUBELET)) \
 	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 20m -run '^TestKubelet' -v ./test/e2e/
 
 # critest (cri-tools' CRI validation suite) and crictl, from their own module
@@ -99,26 +113,26 @@ critest-images:
 
 # The full churn: 8 clients × 500 pod and container lifecycles against the
 # race-detector build (test-e2e runs 20 per client).
-churn: build build-race
-	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) CHURN_CYCLES=500 \
+churn: build build-test build-race
+	$(E2E_ENV) CHURN_CYCLES=500 \
 	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 3h -run '^TestChurn$$' -v ./test/e2e/
 
 # The long variants of the fault tests (FAULT_ROUNDS rounds of each RPC race
 # and streaming failure, test-e2e runs a few) and the churn (SOAK_CHURN_CYCLES
-# per client), against the race-detector build. README, Testing.
+# per client); the churn, the races and the streaming failures run the
+# race-detector build. README, Testing.
 FAULT_ROUNDS      ?= 10
 SOAK_CHURN_CYCLES ?= 100
-soak: build build-race
-	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_RACE_BINARY=$(abspath $(RACE_BIN)) \
-	  FAULT_ROUNDS=$(FAULT_ROUNDS) CHURN_CYCLES=$(SOAK_CHURN_CYCLES) \
-	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 3h -v \
+soak: build build-test build-race
+	$(E2E_ENV) FAULT_ROUNDS=$(FAULT_ROUNDS) CHURN_CYCLES=$(SOAK_CHURN_CYCLES) \
+	  $(GO) test -tags "$(TAGS)" -count=1 -timeout 3h -v -parallel $(E2E_PARALLEL) \
 	  -run '^(TestFullDisk|TestThrottledRegistry|TestFailedPullStallsNothing|TestStreamingClientFailures|TestExecWithUnreadStdinEndsWithItsClient|TestRPCRacePairs|TestRemovePodRacingCreateContainer|TestPanicInDaemonGoroutineIsRecovered|TestExecSyncOutputIsBoundedAcrossCalls|TestChurn)' \
 	  ./test/e2e/
 
 # Pod start/stop/remove medians; with CONTAINERD_CRI_SOCKET set, side by side
 # with that containerd and reported as ratios (see README, Benchmarks).
-bench: build
-	CRI_RUNTIME_BINARY=$(abspath $(BIN)) $(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 40x -timeout 30m ./test/e2e/
+bench: build build-test
+	CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRI_RUNTIME_TEST_BINARY=$(abspath $(TEST_BIN)) $(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 40x -timeout 30m ./test/e2e/
 
 # containerd and its runc shim at the version hack/bench/go.mod pins, for
 # bench-compare only (built without the btrfs, devmapper and zfs snapshotters).

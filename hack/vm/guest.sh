@@ -229,7 +229,7 @@ critest_run() {
 # did not finish its work in minutes.
 E2E_TESTS=${E2E_TESTS:-'^(TestAppArmor|TestUpdateContainerResources|TestContainerOOMKilled|TestPodSandboxStats|TestPodSandboxCgroupParent|TestPodSandboxPidNamespace|TestRestartAfterKillKeepsContainers|TestContainerStop)$'}
 run_e2e() {
-	(cd "$SRC/test/e2e" && CRI_RUNTIME_BINARY=$SRC/bin/cri-runtime \
+	(cd "$SRC/test/e2e" && CRI_RUNTIME_BINARY=$SRC/bin/cri-runtime CRI_RUNTIME_TEST_BINARY=$SRC/bin/vm/cri-runtime-test \
 		timeout "${E2E_TIMEOUT:-600}" "$SRC/bin/vm/e2e.test" -test.run "$E2E_TESTS" -test.v -test.timeout 20m \
 		>"$OUT/e2e.log" 2>&1)
 	local rc=$?

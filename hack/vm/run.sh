@@ -50,6 +50,8 @@ go test -c -tags "$tags" -o bin/vm/critest.test ./test/critest/
 # round trip (hack/vm/checkpoint.sh).
 if [[ " $VM_CHECKS " == *" e2e "* || " $VM_CHECKS " == *" checkpoint "* ]]; then
 	go test -c -tags "$tags" -o bin/vm/e2e.test ./test/e2e/
+	# The daemon the e2e tests run: the test build, with the crash points.
+	go build -tags "$tags crashpoints" -o bin/vm/cri-runtime-test ./cmd/cri-runtime
 fi
 # Warm the build cache for the image helper TestServeCritestImages builds in
 # the guest (the guest sees this cache through its overlay).

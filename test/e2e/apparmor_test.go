@@ -23,6 +23,7 @@ func hostAppArmor() bool {
 }
 
 func TestAppArmor(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "apparmor")
 	st, err := d.Runtime.Status(ctxT(t), true)

@@ -17,6 +17,7 @@ import (
 )
 
 func TestCheckpointContainer(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "checkpoint")
 	counter := shCfg("counter", `i=0; while true; do i=$((i+1)); echo $i; sleep 1; done`)

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,25 +40,6 @@ const (
 	// two idle cores (the race build manages some 3 cycles a second).
 	churnDefaultCycles = 20
 )
-
-// churnBinary is the daemon to churn: $CRI_RUNTIME_RACE_BINARY, built with
-// -race, when set (the Makefile builds it), else the ordinary one.
-func churnBinary(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("CRI_RUNTIME_RACE_BINARY")
-	if p == "" {
-		t.Logf("CRI_RUNTIME_RACE_BINARY is not set: churning %s, which has no race detector", binary)
-		return binary
-	}
-	abs, err := filepath.Abs(p)
-	if err == nil {
-		_, err = os.Stat(abs)
-	}
-	if err != nil {
-		t.Fatalf("CRI_RUNTIME_RACE_BINARY=%s: %v", p, err)
-	}
-	return abs
-}
 
 func churnCycles(t *testing.T) int {
 	t.Helper()
@@ -277,8 +257,11 @@ func (c *churnClient) cycle(i int) (retErr error) {
 }
 
 func TestChurn(t *testing.T) {
+	// Not parallel: eight clients at full speed take both cores, and the
+	// churn is meant to find the races of the daemon alone on the host.
+	raceBuild(t)
 	cycles := churnCycles(t)
-	d := framework.StartDaemon(t, framework.Options{Binary: churnBinary(t), Args: []string{"--registries-conf", registriesConf}})
+	d := framework.StartDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	// The logs of a daemon that had to be killed (see quit), for the race check.
 	var earlierLogs string
 	var clients []*churnClient
@@ -543,10 +526,6 @@ func chainsOf(rules []string, id string) []string {
 }
 
 func freePort() (int32, error) {
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return int32(l.Addr().(*net.TCPAddr).Port), nil
+	p, err := framework.FreePort()
+	return int32(p), err
 }

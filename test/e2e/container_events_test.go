@@ -14,6 +14,7 @@ import (
 // GetContainerEvents, as the kubelet's evented PLEG does: every step
 // arrives, in order, with the pod's and the containers' statuses.
 func TestContainerEvents(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	conn, err := grpc.NewClient("unix://"+d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -89,6 +90,7 @@ func TestContainerEvents(t *testing.T) {
 // TestContainerOOMKilled runs a container past a small memory limit: the
 // kernel kills it and its status says OOMKilled, as the kubelet reports it.
 func TestContainerOOMKilled(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "oom")
 	cfg := shCfg("hog", "head -c 200m /dev/zero | tail > /dev/null")

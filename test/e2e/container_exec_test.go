@@ -62,6 +62,7 @@ func procsInCtr(t *testing.T, pid int) []string {
 }
 
 func TestExecSync(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	rc := d.RawRuntime(t)
 	pod, podCfg := ctrPod(t, d, "exec")
@@ -222,6 +223,7 @@ func fileSize(t *testing.T, path string) int64 {
 }
 
 func TestReopenContainerLog(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "reopen")
 	cfg := shCfg("ticker", "while true; do echo tick; sleep 0.2; done")
@@ -275,6 +277,7 @@ func TestReopenContainerLog(t *testing.T) {
 }
 
 func TestUpdateContainerResources(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "update")
 	id := runCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))

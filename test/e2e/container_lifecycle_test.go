@@ -52,6 +52,7 @@ func stopCtr(t *testing.T, d *framework.Daemon, id string, timeout int64) (*runt
 }
 
 func TestContainerStop(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "stop")
 
@@ -135,6 +136,7 @@ func checkCtrGone(t *testing.T, d *framework.Daemon, id string, sc *framework.St
 }
 
 func TestContainerRemove(t *testing.T) {
+	t.Parallel()
 	d, bb := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "remove")
 
@@ -179,6 +181,7 @@ func TestContainerRemove(t *testing.T) {
 // TestContainerPodStopRemove: stopping a pod stops its containers; removing
 // it removes them.
 func TestContainerPodStopRemove(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "podstop")
 	a := runUp(t, d, pod, podCfg, "a", trapTermExit0)
@@ -223,6 +226,7 @@ func TestContainerPodStopRemove(t *testing.T) {
 }
 
 func TestContainerNames(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "names")
 	cfg := shCfg("same", "true")
@@ -249,6 +253,7 @@ func TestContainerNames(t *testing.T) {
 }
 
 func TestContainerListFilters(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	p1, podCfg1 := ctrPod(t, d, "list1")
 	p2, podCfg2 := ctrPod(t, d, "list2")
@@ -305,6 +310,7 @@ func TestContainerListFilters(t *testing.T) {
 
 // TestContainerCreateFailures: refused creates leave nothing behind.
 func TestContainerCreateFailures(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "failures")
 	hostDir := t.TempDir()
@@ -369,6 +375,7 @@ func TestContainerCreateFailures(t *testing.T) {
 // TestContainerIsolation: containers from one image in one pod each have
 // their own environment and writable layer, and leave the image as it was.
 func TestContainerIsolation(t *testing.T) {
+	t.Parallel()
 	d, bb := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "isolation")
 	mk := func(name, script string) (string, *runtimeapi.ContainerConfig) {

@@ -59,6 +59,7 @@ var (
 // files written in its writable layer. Beyond critest, the values must be
 // the container's: its limits, its CPU time and throttling, its 8 MiB file.
 func TestPodSandboxMetrics(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "metrics")
 	cfg := shCfg("busy", "head -c 8m /dev/zero > /tmp/f; while :; do :; done")

@@ -54,6 +54,7 @@ func hugetlbInV1() bool {
 // missing the limits are dropped and the daemon says so once; where it is
 // present they are applied. The other limits land either way.
 func TestHugepageLimits(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "hugepages")
 	huge := hostHugepageLimits(t)

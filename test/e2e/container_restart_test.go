@@ -22,8 +22,14 @@ import (
 	"github.com/cri-runtime/cri-runtime/test/e2e/framework"
 )
 
-func TestRestartAfterKillKeepsContainers(t *testing.T) { restartWithContainers(t, syscall.SIGKILL) }
-func TestRestartAfterTermKeepsContainers(t *testing.T) { restartWithContainers(t, syscall.SIGTERM) }
+func TestRestartAfterKillKeepsContainers(t *testing.T) {
+	t.Parallel()
+	restartWithContainers(t, syscall.SIGKILL)
+}
+func TestRestartAfterTermKeepsContainers(t *testing.T) {
+	t.Parallel()
+	restartWithContainers(t, syscall.SIGTERM)
+}
 
 // restartWithContainers runs a pod with a long-running container a and a
 // container b that exits 4 after 3 seconds, stops the daemon with sig before

@@ -93,6 +93,7 @@ func groupImage(t *testing.T) *framework.TestImage {
 }
 
 func TestContainerSecurityUsers(t *testing.T) {
+	t.Parallel()
 	extra := groupImage(t)
 	reg := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage, framework.UIDGIDImage, framework.NamedUserImage)
 	if _, err := reg.Push(extra.Repo, extra.Tag, extra.Image); err != nil {
@@ -166,6 +167,7 @@ func TestContainerSecurityUsers(t *testing.T) {
 }
 
 func TestContainerSecurityReadonlyRootfs(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "readonly")
 	host := t.TempDir()
@@ -182,6 +184,7 @@ func TestContainerSecurityReadonlyRootfs(t *testing.T) {
 }
 
 func TestContainerSecurityMaskedPaths(t *testing.T) {
+	t.Parallel()
 	// A masked file is /dev/null (reads nothing), a masked directory an empty
 	// read-only tmpfs. Pick a masked file that the host kernel has and that
 	// reads something there.
@@ -225,6 +228,7 @@ func TestContainerSecurityMaskedPaths(t *testing.T) {
 }
 
 func TestContainerSecurityCapabilities(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "caps")
 	// The host kernel may lack the dummy link type; a bridge is built in more often.
@@ -269,6 +273,7 @@ func TestContainerSecurityCapabilities(t *testing.T) {
 }
 
 func TestContainerSecuritySharedHostDir(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "shared")
 	host := t.TempDir()
@@ -290,6 +295,7 @@ func TestContainerSecuritySharedHostDir(t *testing.T) {
 }
 
 func TestContainerSecurityMountPropagation(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "propagation")
 	host := t.TempDir()
@@ -343,6 +349,7 @@ func TestContainerSecurityMountPropagation(t *testing.T) {
 }
 
 func TestContainerLogPartialLines(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "partial")
 	const n = 20000
@@ -377,6 +384,7 @@ func TestContainerLogPartialLines(t *testing.T) {
 // mount leaves a sub-mount writable, a recursive one does not; and the
 // combinations api.proto forbids are InvalidArgument.
 func TestContainerSecurityRecursiveReadOnly(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	st, err := d.Runtime.Status(ctxT(t), false)
 	if err != nil {

@@ -197,6 +197,7 @@ func between(ns int64, before, after time.Time) bool {
 }
 
 func TestContainerCreateStartStatus(t *testing.T) {
+	t.Parallel()
 	d, bb := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "status")
 	cfg := shCfg("main", "echo hello; echo oops >&2; exec sleep 1000")
@@ -302,6 +303,7 @@ func TestContainerCreateStartStatus(t *testing.T) {
 // the image's entrypoint, Args its Cmd; Envs and WorkingDir are applied. It
 // uses an image of its own whose Entrypoint is [echo entry] and Cmd [from-cmd].
 func TestContainerProcess(t *testing.T) {
+	t.Parallel()
 	d, entry := daemonWithImage(t, "entry", func(c *v1.Config) {
 		c.Entrypoint, c.Cmd = []string{"echo", "entry"}, []string{"from-cmd"}
 	})
@@ -351,6 +353,7 @@ func TestContainerProcess(t *testing.T) {
 // TestContainerSeesPod: a container has the pod's hostname, network,
 // /etc/hosts and /etc/resolv.conf.
 func TestContainerSeesPod(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	podCfg := podConfig("seespod")
 	podCfg.Hostname = "pod-host-name"

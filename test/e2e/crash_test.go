@@ -34,7 +34,9 @@ type crashState struct {
 }
 
 func TestCrashConsistency(t *testing.T) {
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	t.Parallel()
+	needCrashPoints(t)
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	if err := d.Start(); err != nil {
 		t.Fatalf("start: %v\n%s", err, d.Logs())
 	}
@@ -275,7 +277,10 @@ func dirEntries(t *testing.T, dir string) []string {
 // deadline goes on, and the kubelet's retry (same pod, name and attempt)
 // receives the container it made, instead of a "name is reserved" loop.
 func TestCreateContainerRetry(t *testing.T) {
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	t.Parallel()
+	raceBuild(t)
+	needCrashPoints(t)
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	d.Env = []string{"CRI_RUNTIME_STALL_AT=ctr-create:layer=2s"}
 	if err := d.Start(); err != nil {
 		t.Fatalf("start: %v\n%s", err, d.Logs())

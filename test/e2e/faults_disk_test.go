@@ -155,6 +155,7 @@ func reserveHeld(root string) bool {
 }
 
 func TestFullDiskAtEachStep(t *testing.T) {
+	t.Parallel()
 	root := smallRoot(t, "64m")
 	reg := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
 	plus, _ := busyboxPlus(t, "fulldisk")

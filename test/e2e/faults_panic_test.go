@@ -16,7 +16,9 @@ import (
 // serving, and the exit the watcher would have recorded is still shown
 // (from conmon's exit file) and recorded by the next look at it.
 func TestPanicInDaemonGoroutineIsRecovered(t *testing.T) {
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	t.Parallel()
+	needCrashPoints(t)
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	d.Env = []string{"CRI_RUNTIME_PANIC_AT=ctr-watch:exited"}
 	if err := d.Start(); err != nil {
 		t.Fatal(err)

@@ -34,6 +34,8 @@ func refused(err error) bool {
 }
 
 func TestRPCRacePairs(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	rounds := faultRounds(t, 3)
 

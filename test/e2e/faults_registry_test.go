@@ -51,6 +51,7 @@ func pullAsync(d *framework.Daemon, ref string, timeout time.Duration) <-chan pu
 }
 
 func TestThrottledRegistry(t *testing.T) {
+	t.Parallel()
 	regA := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
 	for _, name := range []string{"stalled", "cancelled", "dropped"} {
 		if _, err := regA.Push("library/"+name, "latest", bigImage(t)); err != nil {

@@ -51,6 +51,8 @@ func viaProxy(t *testing.T, p *framework.FaultProxy, streamURL string) string {
 }
 
 func TestStreamingClientFailures(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	metricsAddr := freeAddr(t)
 	d := startPodDaemon(t, "--metrics-address", metricsAddr)
 	pull(t, d, framework.BusyboxImage, factsOf(t, framework.BusyboxImage))

@@ -74,6 +74,7 @@ func recordedState(t *testing.T, root, id string) (state string, exitCode int32)
 // a restart with the disk still full works; nothing is lost, and once
 // space returns the exit is recorded and the container removed.
 func TestFullDiskUnderRoot(t *testing.T) {
+	t.Parallel()
 	root := smallRoot(t, "48m")
 	reg := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
 	conf := filepath.Join(t.TempDir(), "registries.conf")
@@ -167,6 +168,8 @@ func busyboxPlus(t *testing.T, marker string) (v1.Image, string) {
 // cleanup took the layer lock for writing and queued behind the slow
 // pull's read lock; every later pull and CreateContainer queued behind it.
 func TestFailedPullStallsNothing(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	regA := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
 	slow, _ := busyboxPlus(t, "slow")
 	if _, err := regA.Push("library/slow", "latest", slow); err != nil {
@@ -243,6 +246,7 @@ func TestFailedPullStallsNothing(t *testing.T) {
 // Requests the runtime cannot honour get a precise code, before anything
 // is created: not Unknown from runc, sethostname or inotify.
 func TestBadRequestsGetPreciseCodes(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	ctx := ctxT(t)
 	code := func(err error) codes.Code { return status.Code(err) }
@@ -309,6 +313,7 @@ func TestBadRequestsGetPreciseCodes(t *testing.T) {
 // refuses such an entry, so it is dropped (as containerd does) and the
 // container runs with the rest of the image's environment.
 func TestImageEnvWithoutEquals(t *testing.T) {
+	t.Parallel()
 	d, ref := daemonWithImage(t, "badenv", func(c *v1.Config) { c.Env = append(c.Env, "NOEQUALS", "GOOD=yes") })
 	pod, podCfg := ctrPod(t, d, "badenv")
 	cfg := shCfg("c", `echo "GOOD=$GOOD NOEQUALS=${NOEQUALS-unset}"; exec sleep 600`)
@@ -324,6 +329,8 @@ func TestImageEnvWithoutEquals(t *testing.T) {
 // with NotFound or FailedPrecondition. Never a failed removal, nor a
 // container left behind in a removed pod.
 func TestRemovePodRacingCreateContainer(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	ctx := ctxT(t)
 	created, refused := 0, 0
@@ -453,6 +460,8 @@ func (p *clientProxy) kill() {
 // stdin copy blocked on the full pipe, the stream stopped reading the
 // connection, and the disconnect was never seen.
 func TestExecWithUnreadStdinEndsWithItsClient(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "stdin-flood")
 	id := runCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))
@@ -525,6 +534,8 @@ func rssBytes(t *testing.T, pid int) int64 {
 // cap; the exit codes are whole). Before, the daemon grew by hundreds of MB. The daemon here is the build
 // without the race detector, whose shadow memory would blur the figure.
 func TestExecSyncOutputIsBoundedAcrossCalls(t *testing.T) {
+	// Not parallel: it measures the daemon's resident memory while eight
+	// calls flood it, which the CPU and memory other tests take would blur.
 	d := framework.StartDaemon(t, framework.Options{Binary: benchBinary, Args: []string{"--registries-conf", registriesConf}})
 	cleanupPods(t, d)
 	pull(t, d, framework.BusyboxImage, factsOf(t, framework.BusyboxImage))

@@ -36,6 +36,7 @@ func conditions(t *testing.T, st *runtimeapi.StatusResponse) map[string]*runtime
 }
 
 func TestVersionStatusAndRuntimeConfig(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	ctx := ctxT(t)
 
@@ -87,6 +88,7 @@ func TestVersionStatusAndRuntimeConfig(t *testing.T) {
 }
 
 func TestSocketIsRootOnly(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	fi, err := os.Stat(d.Socket)
 	if err != nil {
@@ -109,6 +111,7 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 func (rawCodec) Name() string { return "proto" }
 
 func TestMalformedRequests(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	ctx := ctxT(t)
 
@@ -146,17 +149,18 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func TestSecondDaemonRefusesToStart(t *testing.T) {
+	t.Parallel()
 	first := startDaemon(t)
 
 	t.Run("same socket", func(t *testing.T) {
-		second := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--listen", first.Socket}})
+		second := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--listen", first.Socket}})
 		err := second.Start()
 		if err == nil || !strings.Contains(second.Logs(), "another daemon is serving on "+first.Socket) {
 			t.Fatalf("second daemon on the same socket: start error %v, log:\n%s", err, second.Logs())
 		}
 	})
 	t.Run("same root", func(t *testing.T) {
-		second := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--root", first.Root}})
+		second := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--root", first.Root}})
 		err := second.Start()
 		if err == nil || !strings.Contains(second.Logs(), first.Root+" is in use by another cri-runtime") {
 			t.Fatalf("second daemon on the same root: start error %v, log:\n%s", err, second.Logs())
@@ -168,6 +172,7 @@ func TestSecondDaemonRefusesToStart(t *testing.T) {
 }
 
 func TestGracefulStopAndRestart(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	if err := d.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
 		t.Fatal(err)
@@ -195,6 +200,7 @@ func TestGracefulStopAndRestart(t *testing.T) {
 }
 
 func TestReadinessFollowsTheHost(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, "--runtime", "/nonexistent/runc")
 	ctx := ctxT(t)
 
@@ -243,10 +249,11 @@ func TestReadinessFollowsTheHost(t *testing.T) {
 // TestZeroConfig runs the command the README promises works with no
 // configuration file at all.
 func TestZeroConfig(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/etc/cri-runtime"); err == nil {
 		t.Skip("/etc/cri-runtime exists on this host; zero-config is not testable here")
 	}
-	d := framework.NewDaemon(t, framework.Options{Binary: binary})
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t)})
 	d.Args = []string{"--listen", d.Socket, "--root", d.Root, "--state", d.State}
 	if err := d.Start(); err != nil {
 		t.Fatalf("zero-config start: %v\n%s", err, d.Logs())
@@ -274,6 +281,7 @@ func cli(t *testing.T, args ...string) (string, error) {
 }
 
 func TestCommandLine(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "config.d"), 0o755); err != nil {
 		t.Fatal(err)

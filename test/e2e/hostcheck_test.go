@@ -24,14 +24,13 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/cri-runtime/cri-runtime/test/e2e/framework"
 )
 
-const (
-	podBridge = "crirt0"
-	podSubnet = "10.77.0.0/16"
-	// cgroupTop is the cgroup parent the tests put their pods under.
-	cgroupTop = "crirt-e2e"
-)
+// newCgroupTop names a cgroup parent for one test's pods, of its own so
+// that tests running in parallel never share one.
+func newCgroupTop() string { return "crirt-e2e-" + randomHex(4) }
 
 // mount is one line of /proc/self/mountinfo.
 type mount struct {
@@ -307,11 +306,16 @@ func mustReach(t *testing.T, addr, token string) {
 		return err == nil
 	}) {
 		// What the host knows of the address, to tell a daemon fault from
-		// another pod holding the same IP on the shared bridge.
+		// another pod holding the same IP on the bridge.
 		host, _, _ := net.SplitHostPort(addr)
 		neigh, _ := exec.Command("ip", "neigh", "show", "to", host).CombinedOutput()
-		ports, _ := os.ReadDir(filepath.Join("/sys/class/net", podBridge, "brif"))
-		t.Fatalf("%s did not answer: %v (neighbour entry %q, %d ports on %s)", addr, last, strings.TrimSpace(string(neigh)), len(ports), podBridge)
+		route, _ := exec.Command("ip", "-o", "route", "get", host).CombinedOutput()
+		dev := "" // the interface the host reaches it through: its pod's bridge
+		if f := strings.Fields(string(route)); slices.Index(f, "dev") >= 0 && slices.Index(f, "dev") < len(f)-1 {
+			dev = f[slices.Index(f, "dev")+1]
+		}
+		ports, _ := os.ReadDir(filepath.Join("/sys/class/net", dev, "brif"))
+		t.Fatalf("%s did not answer: %v (neighbour entry %q, %d ports on %q)", addr, last, strings.TrimSpace(string(neigh)), len(ports), dev)
 	}
 }
 
@@ -341,32 +345,32 @@ func eventually(timeout time.Duration, cond func() bool) bool {
 	}
 }
 
-// freeHostPort returns a TCP port nothing listens on at the moment.
+// freeHostPort returns a TCP port nothing listens on at the moment, and
+// that no other test of the run got (framework.FreePort).
 func freeHostPort(t *testing.T) int32 {
 	t.Helper()
-	l, err := net.Listen("tcp", ":0")
+	p, err := framework.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return int32(l.Addr().(*net.TCPAddr).Port)
+	return int32(p)
 }
 
-// hostIP is the host's first global IPv4 address outside the pod network.
+// hostIP is the host's first global IPv4 address outside the pod networks
+// (the bridges of the test daemons, and crirt0 of other daemons).
 func hostIP(t *testing.T) string {
 	t.Helper()
-	_, pods, _ := net.ParseCIDR(podSubnet)
 	ifs, err := net.Interfaces()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, ifc := range ifs {
-		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 || strings.HasPrefix(ifc.Name, "crirt") {
 			continue
 		}
 		addrs, _ := ifc.Addrs()
 		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() && !pods.Contains(ipn.IP) {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
 				return ipn.IP.String()
 			}
 		}

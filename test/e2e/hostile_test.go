@@ -371,6 +371,7 @@ func sleeper(name, ref string) *runtimeapi.ContainerConfig {
 // the pull is taken, runs a container of it: nothing may appear or change
 // outside the image store.
 func TestHostileLayers(t *testing.T) {
+	t.Parallel()
 	d, reg := hostileDaemon(t)
 	pod, podCfg := ctrPod(t, d, "hostile-layers")
 	var st unix.Stat_t
@@ -518,6 +519,7 @@ func cannotOpenDevice(t *testing.T, d *framework.Daemon, id string, _ sentinels)
 // working directory. The runtime must resolve them inside the rootfs, or
 // refuse the container with a clear error.
 func TestHostileRootfsSymlinks(t *testing.T) {
+	t.Parallel()
 	d, reg := hostileDaemon(t)
 	podCfg := podConfig("hostile-rootfs")
 	podCfg.LogDirectory = t.TempDir()

@@ -36,6 +36,7 @@ func writeFile(t *testing.T, name, content string) string {
 // TestPullPicksTheHostPlatform pushes a manifest list with an image for this
 // host's architecture and one for another; the pull must store the first.
 func TestPullPicksTheHostPlatform(t *testing.T) {
+	t.Parallel()
 	reg := startRegistry(t, framework.RegistryOptions{})
 	base := testImages[framework.BusyboxImage].Image
 	other := "arm64"
@@ -89,6 +90,7 @@ func withArch(t *testing.T, img v1.Image, arch string) v1.Image {
 // TestSignaturePolicy rejects one repository by policy.json and accepts the
 // rest; the rejection reaches the client as PermissionDenied with the reason.
 func TestSignaturePolicy(t *testing.T) {
+	t.Parallel()
 	policy := writeFile(t, "policy.json", `{
   "default": [{"type": "insecureAcceptAnything"}],
   "transports": {"docker": {"docker.io/library/busybox": [{"type": "reject"}]}}
@@ -109,6 +111,7 @@ func TestSignaturePolicy(t *testing.T) {
 // unqualified-search registries, where an unreachable first registry falls
 // through to the next.
 func TestRegistriesConf(t *testing.T) {
+	t.Parallel()
 	closed, err := framework.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +172,8 @@ blocked = true
 
 // TestPinnedImages pins by glob in the configuration file.
 func TestPinnedImages(t *testing.T) {
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	t.Parallel()
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	cfg := "[image]\npinned_images = [\"docker.io/library/busybox:*\"]\n"
 	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -190,6 +194,7 @@ func TestPinnedImages(t *testing.T) {
 // TestStreamImages lists through the streaming RPC and compares with the
 // unary one.
 func TestStreamImages(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	pull(t, d, framework.BusyboxImage, factsOf(t, framework.BusyboxImage))
 	pull(t, d, framework.HTTPDImage, factsOf(t, framework.HTTPDImage))
@@ -223,7 +228,8 @@ func TestStreamImages(t *testing.T) {
 // ImageFsInfo then reports the image and container filesystems apart, and a
 // pull grows the image one.
 func TestSplitImageFilesystem(t *testing.T) {
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	t.Parallel()
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	imageStore := filepath.Join(d.Dir, "images")
 	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte("[image]\nimage_store = \""+imageStore+"\"\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 )
 
 func TestListImages(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	bb, hd := factsOf(t, framework.BusyboxImage), factsOf(t, framework.HTTPDImage)
 	if imgs := listImages(t, d, ""); len(imgs) != 0 {
@@ -64,6 +65,7 @@ func sortedIDs(fs ...imageFacts) []string {
 // TestImageStatusLookups finds an image by each name the CRI lets a client use. A second image is
 // present so that a lookup by ID or prefix has to pick the right one.
 func TestImageStatusLookups(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	bb, other := factsOf(t, framework.BusyboxImage), factsOf(t, framework.UIDGIDImage)
 	pull(t, d, framework.BusyboxImage, bb)
@@ -82,6 +84,7 @@ func TestImageStatusLookups(t *testing.T) {
 // TestImageStatusUnknown asks about images the daemon does not have: the answer is no image and
 // no error (api.proto), whatever form the reference takes.
 func TestImageStatusUnknown(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	zeros := strings.Repeat("0", 64)
 	unknown := []string{"docker.io/library/busybox:latest", "busybox", "sha256:" + zeros, zeros, zeros[:12]}
@@ -95,6 +98,7 @@ func TestImageStatusUnknown(t *testing.T) {
 }
 
 func TestImageStatusVerbose(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	hd := factsOf(t, framework.HTTPDImage)
 	pull(t, d, framework.HTTPDImage, hd)
@@ -174,6 +178,7 @@ func keys(m map[string]string) []string {
 // TestImageUser checks the default user the daemon reports from the image's USER: a numeric one
 // as Uid, a name as Username, never both (api.proto).
 func TestImageUser(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	uidgid, named := factsOf(t, framework.UIDGIDImage), factsOf(t, framework.NamedUserImage)
 	pull(t, d, framework.UIDGIDImage, uidgid)
@@ -220,6 +225,7 @@ func deref(p *int64) any {
 
 // TestTwoNamesOneImage pulls the same image under two names: one image, with both tags.
 func TestTwoNamesOneImage(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	bb := factsOf(t, framework.BusyboxImage)
 	direct := registry.Ref("library/busybox", "latest")
@@ -237,6 +243,7 @@ func TestTwoNamesOneImage(t *testing.T) {
 }
 
 func TestRemoveImage(t *testing.T) {
+	t.Parallel()
 	bb, other := factsOf(t, framework.BusyboxImage), factsOf(t, framework.UIDGIDImage)
 	direct := registry.Ref("library/busybox", "latest")
 
@@ -310,6 +317,7 @@ func TestRemoveImage(t *testing.T) {
 // and a removal. Busybox's layer holds the busybox binary, so it must add at least that much, and
 // removing the only image must give it back.
 func TestImageFsInfoFollowsPullsAndRemovals(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t)
 	bb := factsOf(t, framework.BusyboxImage)
 	fi, err := os.Stat(framework.DefaultBusyboxPath)

@@ -19,6 +19,7 @@ import (
 // a fresh daemon, and checks that the image is then known under that same reference: the kubelet
 // asks ImageStatus with the pod's image string before every container start.
 func TestPullImageReferenceForms(t *testing.T) {
+	t.Parallel()
 	bb := factsOf(t, framework.BusyboxImage)
 	const repo = "docker.io/library/busybox"
 	for _, tc := range []struct {
@@ -56,6 +57,7 @@ func TestPullImageReferenceForms(t *testing.T) {
 // TestPullImageErrors checks the gRPC code and message of each way a pull can fail before any
 // data arrives, and that failed pulls leave no image behind.
 func TestPullImageErrors(t *testing.T) {
+	t.Parallel()
 	dead, err := framework.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +92,7 @@ func TestPullImageErrors(t *testing.T) {
 // is named by the registry's own address: containers/image withholds credentials from a registry
 // other than the one named.
 func TestPullImageWithCredentials(t *testing.T) {
+	t.Parallel()
 	const user, password, wrong = "e2e-puller", "S3cret-e2e-Passw0rd", "Wr0ng-e2e-Passw0rd"
 	reg := startRegistry(t, framework.RegistryOptions{Username: user, Password: password}, framework.BusyboxImage)
 	d := startDaemonFor(t, reg)
@@ -134,6 +137,8 @@ func TestPullImageWithCredentials(t *testing.T) {
 // holds blob downloads until all eight calls are under way and one download has begun, so that
 // the pulls overlap however the goroutines are scheduled.
 func TestConcurrentPullsShareOnePull(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	reg := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
 	d := startDaemonFor(t, reg)
 	bb := factsOf(t, framework.BusyboxImage)
@@ -189,6 +194,7 @@ func TestConcurrentPullsShareOnePull(t *testing.T) {
 // on every attempt: the pull fails, and leaves neither an image nor bytes on the image
 // filesystem. Once the registry serves the blob whole again, the same pull succeeds.
 func TestInterruptedPullLeavesNothing(t *testing.T) {
+	t.Parallel()
 	reg := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
 	d := startDaemonFor(t, reg)
 	bb := factsOf(t, framework.BusyboxImage)

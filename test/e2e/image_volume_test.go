@@ -14,6 +14,7 @@ import (
 )
 
 func TestImageVolume(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	ref, err := d.Images.PullImage(ctxT(t), spec(framework.HTTPDImage), nil, nil)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,6 +40,50 @@ func startKubelet(t *testing.T) (*framework.Kubelet, *framework.Daemon) {
 	d := startPodDaemon(t)
 	k := framework.StartKubelet(t, framework.KubeletOptions{Binary: bin, Daemon: d})
 	return k, d
+}
+
+// TestKubelet runs the kubelet tests two at a time, alongside the other
+// tests, whose daemons and networks are their own. Their kubelets change
+// what the host has once for all of them (kernel settings,
+// /var/lib/kubelet, the KUBE- iptables chains, /var/log/containers), and the
+// framework puts it back when the last one stops. Longest first, so that
+// the two lanes end together. `make test-kubelet` runs them alone;
+// -run 'TestKubelet/Probes' picks one.
+func TestKubelet(t *testing.T) {
+	t.Parallel()
+	type kubeletTest struct {
+		name string
+		test func(*testing.T)
+	}
+	all := []kubeletTest{
+		{"StaticPodDeleteLeavesNothing", kubeletStaticPodDeleteLeavesNothing},
+		{"SurvivesRestarts", kubeletSurvivesRestarts},
+		{"Probes", kubeletProbes},
+		{"PodFeatures", kubeletPodFeatures},
+		{"StaticPodRunning", kubeletStaticPodRunning},
+		{"InitContainersAndLogs", kubeletInitContainersAndLogs},
+		{"StatsSummary", kubeletStatsSummary},
+		{"LogRotation", kubeletLogRotation},
+		{"HostNetworkPod", kubeletHostNetworkPod},
+		{"PodShapeAndSecurity", kubeletPodShapeAndSecurity},
+		{"TerminationStatus", kubeletTerminationStatus},
+	}
+	tests := make(chan kubeletTest, len(all))
+	for _, tc := range all {
+		tests <- tc
+	}
+	close(tests)
+	var lanes sync.WaitGroup
+	for range 2 {
+		// Subtests that are not parallel run in their parent's slot;
+		// t.Run may be called from several goroutines at once.
+		lanes.Go(func() {
+			for tc := range tests {
+				t.Run(tc.name, tc.test)
+			}
+		})
+	}
+	lanes.Wait()
 }
 
 // busyboxPod is a static pod of one busybox container running script.
@@ -82,7 +127,7 @@ func ctrID(t *testing.T, p *corev1.Pod, name string) string {
 // A static pod with one container becomes Running and Ready, with the
 // limits of its spec in its container's cgroups: issue #12, where every
 // CreateContainer of the kubelet failed on its hugepage limits.
-func TestKubeletStaticPodRunning(t *testing.T) {
+func kubeletStaticPodRunning(t *testing.T) {
 	k, d := startKubelet(t)
 	pod := busyboxPod("web", "echo started; exec sleep 1000")
 	pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{
@@ -121,7 +166,7 @@ func TestKubeletStaticPodRunning(t *testing.T) {
 // Deleting the manifest of a running static pod leaves nothing: no
 // sandbox or container in the runtime, no mounts, monitor or process of
 // the pod, no pod or container cgroups, no network namespace pins.
-func TestKubeletStaticPodDeleteLeavesNothing(t *testing.T) {
+func kubeletStaticPodDeleteLeavesNothing(t *testing.T) {
 	k, d := startKubelet(t)
 	k.RunStaticPod(t, busyboxPod("gone", "exec sleep 1000"))
 	p := k.WaitPod(t, "gone", "Running and Ready", 2*time.Minute, running)
@@ -188,7 +233,7 @@ func leftOfPod(t *testing.T, k *framework.Kubelet, d *framework.Daemon, pid int,
 
 // A failing liveness probe restarts the container (restartCount rises),
 // while exec, httpGet and tcpSocket readiness probes make the pod Ready.
-func TestKubeletProbes(t *testing.T) {
+func kubeletProbes(t *testing.T) {
 	k, _ := startKubelet(t)
 	probe := func(h corev1.ProbeHandler) *corev1.Probe {
 		// The default timeout (1s), as most pod authors leave it.
@@ -242,7 +287,7 @@ func TestKubeletProbes(t *testing.T) {
 // Init containers run one after the other, before the app, and share an
 // emptyDir with it; each container's log is at the kubelet's path under
 // podLogsDir and the earlier attempt's log is kept across a restart.
-func TestKubeletInitContainersAndLogs(t *testing.T) {
+func kubeletInitContainersAndLogs(t *testing.T) {
 	k, d := startKubelet(t)
 	mount := []corev1.VolumeMount{{Name: "shared", MountPath: "/shared"}}
 	pod := &corev1.Pod{
@@ -308,7 +353,7 @@ func TestKubeletInitContainersAndLogs(t *testing.T) {
 // Restarting the daemon under a running kubelet, or the kubelet above a
 // running daemon, restarts no container: the kubelet sees the same
 // containers, with the same IDs, still running.
-func TestKubeletSurvivesRestarts(t *testing.T) {
+func kubeletSurvivesRestarts(t *testing.T) {
 	k, d := startKubelet(t)
 	k.RunStaticPod(t, busyboxPod("steady", "exec sleep 1000"))
 	before := k.WaitPod(t, "steady", "Running and Ready", 2*time.Minute, running)
@@ -352,7 +397,7 @@ func TestKubeletSurvivesRestarts(t *testing.T) {
 // What a pod author reads of a container that ended: the exit code, the
 // reason (Error, OOMKilled) and the termination message the container
 // wrote to /dev/termination-log.
-func TestKubeletTerminationStatus(t *testing.T) {
+func kubeletTerminationStatus(t *testing.T) {
 	k, _ := startKubelet(t)
 	pod := &corev1.Pod{
 		ObjectMeta: metaName("ends"),
@@ -412,7 +457,7 @@ func TestKubeletTerminationStatus(t *testing.T) {
 // The kubelet rotates a container log past containerLogMaxSize (1Mi here)
 // and has the runtime reopen it: the container's later output goes to the
 // new file.
-func TestKubeletLogRotation(t *testing.T) {
+func kubeletLogRotation(t *testing.T) {
 	k, _ := startKubelet(t)
 	k.RunStaticPod(t, busyboxPod("chatty",
 		"i=0; while [ $i -lt 25000 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; "+
@@ -462,7 +507,7 @@ type summary struct {
 
 // The kubelet's /stats/summary shows the pod's containers with their CPU
 // and memory use, from the runtime's stats.
-func TestKubeletStatsSummary(t *testing.T) {
+func kubeletStatsSummary(t *testing.T) {
 	k, _ := startKubelet(t)
 	k.RunStaticPod(t, busyboxPod("stats", "exec sleep 1000"))
 	k.WaitPod(t, "stats", "Running and Ready", 2*time.Minute, running)
@@ -507,7 +552,7 @@ func httpGet(url string) ([]byte, error) {
 // container: a host port reaching the container, a memory-backed emptyDir
 // (a tmpfs the kubelet mounts under its root dir), a hostPath volume,
 // postStart and preStop hooks, a safe sysctl, the user and a read-only root.
-func TestKubeletPodFeatures(t *testing.T) {
+func kubeletPodFeatures(t *testing.T) {
 	k, d := startKubelet(t)
 	hostDir := t.TempDir()
 	hostPort, err := freePort()
@@ -591,7 +636,7 @@ func TestKubeletPodFeatures(t *testing.T) {
 
 // A host-network static pod (the usual control-plane pod) runs with the
 // host's network namespace and name.
-func TestKubeletHostNetworkPod(t *testing.T) {
+func kubeletHostNetworkPod(t *testing.T) {
 	k, d := startKubelet(t)
 	pod := busyboxPod("hostnet", "exec sleep 1000")
 	pod.Spec.HostNetwork = true
@@ -617,7 +662,7 @@ func TestKubeletHostNetworkPod(t *testing.T) {
 // shared process namespace shows each container the others' processes;
 // hostname and subdomain make the pod's name; seccomp RuntimeDefault,
 // dropped and added capabilities, and a privileged container.
-func TestKubeletPodShapeAndSecurity(t *testing.T) {
+func kubeletPodShapeAndSecurity(t *testing.T) {
 	k, d := startKubelet(t)
 	always := corev1.ContainerRestartPolicyAlways
 	pod := &corev1.Pod{

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"k8s.io/klog/v2"
@@ -19,10 +20,17 @@ import (
 )
 
 var (
-	// binary is the daemon under test, built once for the whole package:
-	// the race-detector build when CRI_RUNTIME_RACE_BINARY names one.
-	// benchBinary is the normal build, which benchmarks time.
-	binary, benchBinary string
+	// The daemon builds, each made once for the whole package:
+	//   - binary, the test build (with the crash points: make build-test,
+	//     $CRI_RUNTIME_TEST_BINARY), which most tests run;
+	//   - raceBinary, the test build with the race detector (make
+	//     build-race, $CRI_RUNTIME_RACE_BINARY), for the tests that call
+	//     raceBuild: it is several times slower, so only the tests whose
+	//     subject is concurrency inside the daemon run it;
+	//   - benchBinary, the production build (make build,
+	//     $CRI_RUNTIME_BINARY), which benchmarks time and
+	//     TestProductionBuildHasNoCrashPoints checks.
+	binary, raceBinary, benchBinary string
 	// registry serves the test images; registriesConf points the daemon at it.
 	registry       *framework.Registry
 	registriesConf string
@@ -56,17 +64,24 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if binary, err = framework.BuildBinary(dir); err != nil {
+	if benchBinary, err = framework.BuildBinary(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	// Benchmarks time the normal build; tests run the race-detector build
-	// when there is one (make test-e2e builds it), and a race it reports
-	// fails the test whose daemon reported it (framework.NewDaemon).
-	benchBinary = binary
+	if binary, err = framework.BuildTestBinary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	// A race the race-detector build reports fails the test whose daemon
+	// reported it (framework.NewDaemon). Without one (make test-e2e builds
+	// it), the tests that ask for it run the test build.
+	raceBinary = binary
 	if p := os.Getenv("CRI_RUNTIME_RACE_BINARY"); p != "" {
-		if binary, err = filepath.Abs(p); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
+		if raceBinary, err = filepath.Abs(p); err == nil {
+			_, err = os.Stat(raceBinary)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: CRI_RUNTIME_RACE_BINARY:", err)
 			return 1
 		}
 	}
@@ -101,5 +116,33 @@ func run(m *testing.M) int {
 // registry, with extra flags.
 func startDaemon(t *testing.T, args ...string) *framework.Daemon {
 	t.Helper()
-	return framework.StartDaemon(t, framework.Options{Binary: binary, Args: append([]string{"--registries-conf", registriesConf}, args...)})
+	return framework.StartDaemon(t, framework.Options{Binary: binaryFor(t), Args: append([]string{"--registries-conf", registriesConf}, args...)})
+}
+
+// raceTests are the top-level tests that called raceBuild.
+var raceTests sync.Map
+
+// raceBuild makes every daemon the test (and its subtests) starts from now
+// on the race-detector build. The tests that call it are those whose subject
+// is concurrency inside the daemon: the churn, the streaming server (exec,
+// attach, port-forward and their failing clients), RPCs raced against each
+// other, concurrent and stalled pulls, and calls given up on and retried
+// while the daemon is still at work on them.
+func raceBuild(t *testing.T) {
+	t.Helper()
+	top, _, _ := strings.Cut(t.Name(), "/")
+	raceTests.Store(top, true)
+	if raceBinary == binary {
+		t.Logf("CRI_RUNTIME_RACE_BINARY is not set: running %s, which has no race detector", binary)
+	}
+}
+
+// binaryFor is the daemon binary for t: the race-detector build when the
+// test called raceBuild, else the test build.
+func binaryFor(t testing.TB) string {
+	top, _, _ := strings.Cut(t.Name(), "/")
+	if _, ok := raceTests.Load(top); ok {
+		return raceBinary
+	}
+	return binary
 }

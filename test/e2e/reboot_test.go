@@ -67,6 +67,7 @@ func parsePid(s string) (int, error) {
 }
 
 func TestReboot(t *testing.T) {
+	t.Parallel()
 	d, bb := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "reboot")
 	running := runCtr(t, d, pod, podCfg, shCfg("running", "echo before; exec sleep 1000"))
@@ -118,6 +119,7 @@ func TestReboot(t *testing.T) {
 // being downloaded: it starts again at once, with no partial image, layer
 // or temporary file, and the same pull then succeeds.
 func TestKilledPullLeavesNothing(t *testing.T) {
+	t.Parallel()
 	reg := startRegistry(t, framework.RegistryOptions{}, framework.BusyboxImage)
 	d := startDaemonFor(t, reg)
 	bb := factsOf(t, framework.BusyboxImage)
@@ -166,6 +168,7 @@ func TestKilledPullLeavesNothing(t *testing.T) {
 // broken: ImageStatus says nothing, so the kubelet pulls again), and the
 // pull and a container from it work.
 func TestInterruptedLayerWriteIsDiscarded(t *testing.T) {
+	t.Parallel()
 	d, bb := startCtrDaemon(t)
 	if err := d.Stop(syscall.SIGKILL, 10*time.Second); err != nil {
 		t.Fatal(err)

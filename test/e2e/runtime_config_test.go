@@ -22,14 +22,16 @@ import (
 )
 
 func TestUpdateRuntimeConfigSetsThePodCIDR(t *testing.T) {
+	t.Parallel()
 	const (
 		bridge   = "crirtcidr0" // its own bridge and subnets, away from other tests
 		initial  = "10.79.0.0/24"
 		nodeCIDR = "10.78.5.0/24"
 	)
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
+	// A drop-in that sorts after the framework's network (d.Net).
 	conf := fmt.Sprintf("[network]\ndefault_bridge = %q\ndefault_subnet = %q\n", bridge, initial)
-	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(d.Dir, "config.d", "50-network.toml"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

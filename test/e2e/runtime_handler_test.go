@@ -18,11 +18,12 @@ import (
 // its own handler name and state) and runs a pod with it, as a
 // RuntimeClass would.
 func TestRuntimeHandlers(t *testing.T) {
+	t.Parallel()
 	runc, err := exec.LookPath("runc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	cfg := "[runtime.handlers.runc-alt]\npath = \"" + runc + "\"\n"
 	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

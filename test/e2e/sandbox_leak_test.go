@@ -26,6 +26,7 @@ import (
 )
 
 func TestPodSandboxSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 	hostPort := freeHostPort(t)
 	cfgA := podConfig("restart-a")
@@ -120,6 +121,7 @@ func pidsInNamespace(ino uint64) []int {
 }
 
 func TestPodSandboxPidNamespace(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 
 	t.Run("shared by the pod", func(t *testing.T) {
@@ -176,9 +178,9 @@ func startSlowNetworkDaemon(t *testing.T) *framework.Daemon {
 	if err := os.WriteFile(filepath.Join(bin, "slowbridge"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf, "--cni-bin-dir", bin + ":/usr/lib/cni"}})
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf, "--cni-bin-dir", bin + ":/usr/lib/cni"}})
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"slow","plugins":[{"type":"slowbridge","bridge":%q,"isGateway":true,`+
-		`"ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"dataDir":%q}}]}`, podBridge, podSubnet, filepath.Join(d.Root, "cni", "networks"))
+		`"ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"dataDir":%q}}]}`, d.Net.Bridge, d.Net.Subnet, filepath.Join(d.Root, "cni", "networks"))
 	if err := os.MkdirAll(d.CNIConf, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +198,8 @@ func startSlowNetworkDaemon(t *testing.T) *framework.Daemon {
 // asks again with the same metadata; it must get the pod the daemon went on
 // making, and there must be one pod, not two.
 func TestPodSandboxRunRetry(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	d := startSlowNetworkDaemon(t)
 	cfg := podConfig("retry")
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -255,7 +259,9 @@ func rmdirCgroups(t *testing.T, rels ...string) {
 }
 
 func TestPodSandboxCgroupParent(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
+	cgroupTop := newCgroupTop()
 	topExisted := len(cgroupsNamed(t, cgroupTop)) > 0
 	memory := "/sys/fs/cgroup/memory"
 	if framework.CgroupV2() { // make test-vm
@@ -333,12 +339,14 @@ type podTrace struct {
 }
 
 func TestPodSandboxLeaks(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 	cycles := 50
 	if testing.Short() {
 		cycles = 10
 	}
 	var traces []podTrace
+	cgroupTop := newCgroupTop()
 	t.Cleanup(func() {
 		for _, tr := range traces {
 			rmdirCgroups(t, tr.cgroup)

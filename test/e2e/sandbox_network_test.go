@@ -1,6 +1,6 @@
 package e2e
 
-// Pod networking on the built-in CNI network (crirt0, 10.77.0.0/16, portmap),
+// Pod networking on the built-in CNI network (the daemon's bridge and subnet, portmap),
 // host namespaces, sysctls, and pod stats.
 
 import (
@@ -22,16 +22,18 @@ import (
 )
 
 func TestPodSandboxNetwork(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 
 	a, b := runPod(t, d, podConfig("net-a")), runPod(t, d, podConfig("net-b"))
 	ipA, ipB := podIP(t, d, a), podIP(t, d, b)
+	prefixLen := d.Net.Subnet[strings.LastIndexByte(d.Net.Subnet, '/'):] // the daemon's subnet's
 	if ipA == ipB {
 		t.Fatalf("two pods share the IP %s", ipA)
 	}
 	for _, p := range []struct{ id, ip string }{{a, ipA}, {b, ipB}} {
-		if got := nsenter(t, "net", pin(d, p.id, "net"), "ip", "-o", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(got, " "+p.ip+"/16 ") {
-			t.Errorf("pod %s: eth0 in its netns = %q; want %s/16", p.id, got, p.ip)
+		if got := nsenter(t, "net", pin(d, p.id, "net"), "ip", "-o", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(got, " "+p.ip+prefixLen+" ") {
+			t.Errorf("pod %s: eth0 in its netns = %q; want %s%s", p.id, got, p.ip, prefixLen)
 		}
 		if got := nsenter(t, "net", pin(d, p.id, "net"), "ip", "-o", "link", "show", "dev", "lo"); !strings.Contains(got, "UP") {
 			t.Errorf("pod %s: loopback is not up: %q", p.id, got)
@@ -42,8 +44,8 @@ func TestPodSandboxNetwork(t *testing.T) {
 	}
 	vethA, nameA, masterA := hostVeth(t, pin(d, a, "net"))
 	vethB, nameB, masterB := hostVeth(t, pin(d, b, "net"))
-	if masterA != podBridge || masterB != podBridge || vethA == vethB {
-		t.Errorf("host ends of the pods' eth0: %s on %q, %s on %q; want two ports of %s", nameA, masterA, nameB, masterB, podBridge)
+	if masterA != d.Net.Bridge || masterB != d.Net.Bridge || vethA == vethB {
+		t.Errorf("host ends of the pods' eth0: %s on %q, %s on %q; want two ports of %s", nameA, masterA, nameB, masterB, d.Net.Bridge)
 	}
 
 	// Each pod answers from its own namespace, at its own address.
@@ -69,6 +71,7 @@ func TestPodSandboxNetwork(t *testing.T) {
 }
 
 func TestPodSandboxHostPort(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 
 	hostPort, localPort := freeHostPort(t), freeHostPort(t)
@@ -91,7 +94,7 @@ func TestPodSandboxHostPort(t *testing.T) {
 	port := strconv.Itoa(int(hostPort))
 	mustReach(t, net.JoinHostPort(ip, "8080"), "mapped")
 	mustReach(t, net.JoinHostPort(hostIP(t), port), "mapped")
-	mustReach(t, net.JoinHostPort("10.77.0.1", port), "mapped")
+	mustReach(t, net.JoinHostPort(d.Net.Gateway, port), "mapped")
 	mustReach(t, net.JoinHostPort("127.0.0.1", port), "mapped")
 	// A mapping bound to one host address answers there only.
 	local := strconv.Itoa(int(localPort))
@@ -109,6 +112,7 @@ func TestPodSandboxHostPort(t *testing.T) {
 }
 
 func TestPodSandboxHostNamespaces(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 	hostname, err := os.Hostname()
 	if err != nil {
@@ -181,6 +185,7 @@ func hostSysctl(t *testing.T, name string) string {
 }
 
 func TestPodSandboxSysctls(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 	names := []string{"net.ipv4.ip_unprivileged_port_start", "net.core.somaxconn", "kernel.shm_rmid_forced"}
 	host := map[string]string{}
@@ -288,6 +293,7 @@ func podStats(t *testing.T, d *framework.Daemon, id string) *runtimeapi.PodSandb
 }
 
 func TestPodSandboxStats(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 	cfg := podConfig("stats")
 	cfg.Labels = map[string]string{"stats": "a"}

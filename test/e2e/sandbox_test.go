@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,9 +117,8 @@ func podStatus(t *testing.T, d *framework.Daemon, id string, verbose bool) *runt
 func podIP(t *testing.T, d *framework.Daemon, id string) string {
 	t.Helper()
 	ip := podStatus(t, d, id, false).GetStatus().GetNetwork().GetIp()
-	_, subnet, _ := net.ParseCIDR(podSubnet)
-	if parsed := net.ParseIP(ip); parsed == nil || !subnet.Contains(parsed) {
-		t.Fatalf("pod %s has IP %q; want one from %s", id, ip, podSubnet)
+	if !d.Net.Contains(ip) {
+		t.Fatalf("pod %s has IP %q; want one from %s", id, ip, d.Net.Subnet)
 	}
 	return ip
 }
@@ -151,6 +149,7 @@ func checkGone(t *testing.T, d *framework.Daemon, id, ip string) {
 }
 
 func TestPodSandboxLifecycle(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 	ctx := ctxT(t)
 
@@ -225,8 +224,8 @@ func TestPodSandboxLifecycle(t *testing.T) {
 		t.Errorf("hosts file lacks localhost or %s lifecycle:\n%s", ip, hosts)
 	}
 	veth, vethName, master := hostVeth(t, pin(d, id, "net"))
-	if master != podBridge {
-		t.Errorf("host end %s of the pod's eth0 is attached to %q; want %s", vethName, master, podBridge)
+	if master != d.Net.Bridge {
+		t.Errorf("host end %s of the pod's eth0 is attached to %q; want %s", vethName, master, d.Net.Bridge)
 	}
 	if !exists(leaseFile(d.Root, ip)) {
 		t.Errorf("no lease file for %s", ip)
@@ -345,6 +344,7 @@ func sorted(s ...string) []string {
 }
 
 func TestPodSandboxListFilters(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 	mk := func(name string, labels map[string]string) string {
 		cfg := podConfig(name)
@@ -402,6 +402,7 @@ func TestPodSandboxListFilters(t *testing.T) {
 }
 
 func TestPodSandboxDuplicateMetadata(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 	cfg := podConfig("dup")
 	id := runPod(t, d, cfg)
@@ -444,6 +445,7 @@ func TestPodSandboxDuplicateMetadata(t *testing.T) {
 // as with containerd and CRI-O, whatever its name's length (critest's pods
 // have names longer than a hostname may be).
 func TestPodSandboxDefaultHostname(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 	host, err := os.Hostname()
 	if err != nil {

@@ -120,6 +120,8 @@ func waitFor(t *testing.T, what string, buf *syncBuffer, want string) {
 }
 
 func TestStreamingExec(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "stream-exec")
 	id := runCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))
@@ -293,6 +295,8 @@ func TestStreamingExec(t *testing.T) {
 }
 
 func TestStreamingAttach(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "stream-attach")
 	attachURL := func(t *testing.T, req *runtimeapi.AttachRequest) string {
@@ -413,6 +417,8 @@ func TestStreamingAttach(t *testing.T) {
 }
 
 func TestStreamingPortForward(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "stream-pf")
 	runCtr(t, d, pod, podCfg, shCfg("web", `mkdir -p /tmp/a /tmp/b; echo page-a > /tmp/a/index.html; echo page-b > /tmp/b/index.html
@@ -620,6 +626,8 @@ func freeAddr(t *testing.T) string {
 // the other and checks that the daemon's goroutines and descriptors come
 // back to where they were, and no helper process is left.
 func TestStreamingLeavesNothing(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	metricsAddr := freeAddr(t)
 	d := startPodDaemon(t, "--metrics-address", metricsAddr)
 	pull(t, d, framework.BusyboxImage, factsOf(t, framework.BusyboxImage))
@@ -677,6 +685,8 @@ func TestStreamingLeavesNothing(t *testing.T) {
 // TestStreamingOverTLS serves streams over HTTPS with a configured key pair
 // and requires client certificates from a configured CA.
 func TestStreamingOverTLS(t *testing.T) {
+	t.Parallel()
+	raceBuild(t)
 	dir := t.TempDir()
 	ca, caKey := selfSigned(t, "e2e CA", nil, nil)
 	srv, srvKey := selfSigned(t, "127.0.0.1", ca, caKey)
@@ -693,7 +703,7 @@ func TestStreamingOverTLS(t *testing.T) {
 		return p
 	}
 	caPEM := write("ca.pem", &pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{"--registries-conf", registriesConf}})
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
 	conf := fmt.Sprintf("[streaming]\ntls_cert = %q\ntls_key = %q\ntls_client_ca = %q\n",
 		write("srv.pem", &pem.Block{Type: "CERTIFICATE", Bytes: srv.Raw}), write("srv-key.pem", keyBlock(t, srvKey)), caPEM)
 	if err := os.WriteFile(filepath.Join(d.Dir, "config.toml"), []byte(conf), 0o644); err != nil {

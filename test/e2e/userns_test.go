@@ -32,6 +32,7 @@ func usernsPodConfig(name string, pid runtimeapi.NamespaceMode, maps ...*runtime
 }
 
 func TestUserNamespacePod(t *testing.T) {
+	t.Parallel()
 	d, _ := startCtrDaemon(t)
 	st, err := d.Runtime.Status(ctxT(t), false)
 	if err != nil {
@@ -94,6 +95,7 @@ func TestUserNamespacePod(t *testing.T) {
 }
 
 func TestUserNamespaceInvalid(t *testing.T) {
+	t.Parallel()
 	d := startPodDaemon(t)
 	two := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 1000, Length: 100000}, {ContainerId: 0, HostId: 2000, Length: 100000}}
 	notZero := []*runtimeapi.IDMapping{{ContainerId: 1, HostId: 1000, Length: 100000}}

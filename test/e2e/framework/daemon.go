@@ -6,11 +6,13 @@ package framework
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,25 +26,57 @@ import (
 // BuildTags are the tags the daemon is built with (see the Makefile).
 const BuildTags = "containers_image_openpgp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper"
 
-// BuildBinary returns the daemon binary to test: $CRI_RUNTIME_BINARY when
-// set (the Makefile builds it once), else a fresh build into dir.
+// CrashPointsTag is the build tag that compiles pkg/crashpoint's points
+// into the daemon: the test builds have it, `make build` does not.
+const CrashPointsTag = "crashpoints"
+
+// BuildBinary returns the production daemon binary: $CRI_RUNTIME_BINARY
+// when set (the Makefile builds it once), else a fresh build into dir.
 func BuildBinary(dir string) (string, error) {
-	if p := os.Getenv("CRI_RUNTIME_BINARY"); p != "" {
+	return buildBinary(dir, "CRI_RUNTIME_BINARY", "cri-runtime", BuildTags)
+}
+
+// BuildTestBinary returns the daemon binary most end-to-end tests run, built
+// with the crash points (CrashPointsTag): $CRI_RUNTIME_TEST_BINARY when set
+// (make build-test), else a fresh build into dir.
+func BuildTestBinary(dir string) (string, error) {
+	return buildBinary(dir, "CRI_RUNTIME_TEST_BINARY", "cri-runtime-test", BuildTags+" "+CrashPointsTag)
+}
+
+func buildBinary(dir, env, name, tags string) (string, error) {
+	if p := os.Getenv(env); p != "" {
 		return filepath.Abs(p)
 	}
-	out := filepath.Join(dir, "cri-runtime")
-	cmd := exec.Command("go", "build", "-tags", BuildTags, "-o", out, "github.com/cri-runtime/cri-runtime/cmd/cri-runtime")
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", out, "github.com/cri-runtime/cri-runtime/cmd/cri-runtime")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %w\n%s", err, b)
 	}
 	return out, nil
 }
 
+// HasCrashPoints tells whether the daemon binary at path was built with
+// CrashPointsTag, from the build settings Go records in every binary.
+func HasCrashPoints(path string) (bool, error) {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-tags" && slices.Contains(strings.Split(s.Value, ","), CrashPointsTag) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Daemon is one cri-runtime process on its own root, state, socket and CNI
-// configuration directory, all under Dir.
+// configuration directory, all under Dir, and with a built-in pod network of
+// its own (Net).
 type Daemon struct {
 	Binary                            string
 	Dir, Root, State, Socket, CNIConf string
+	Net                               *Network
 	Args                              []string // full argument list
 	// Env is added to the daemon's environment at each Start (e.g. to
 	// arm a crash point); change it between a Stop and a Start.
@@ -67,11 +101,18 @@ type Options struct {
 
 // NewDaemon prepares (but does not start) a daemon in a fresh directory that
 // is removed when the test ends. The directory is short so the socket path
-// fits the 108-byte unix limit.
+// fits the 108-byte unix limit. The daemon's built-in network is its own
+// (ClaimNetwork), set in the drop-in config.d/00-e2e-network.toml: a test
+// that wants another one writes a drop-in that sorts after it.
 func NewDaemon(t testing.TB, opts Options) *Daemon {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "crirt-")
 	if err != nil {
+		t.Fatal(err)
+	}
+	network, err := ClaimNetwork()
+	if err != nil {
+		os.RemoveAll(dir)
 		t.Fatal(err)
 	}
 	// Searchable by others, as /var/lib is: a container in a user namespace
@@ -89,6 +130,7 @@ func NewDaemon(t testing.TB, opts Options) *Daemon {
 		State:   filepath.Join(dir, "state"),
 		Socket:  filepath.Join(dir, "cri.sock"),
 		CNIConf: filepath.Join(dir, "net.d"),
+		Net:     network,
 	}
 	d.Args = append([]string{
 		"--config", filepath.Join(dir, "config.toml"),
@@ -97,6 +139,12 @@ func NewDaemon(t testing.TB, opts Options) *Daemon {
 		"--cni-conf-dir", d.CNIConf, "--log-level", "debug",
 	}, opts.Args...)
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "config.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.d", "00-e2e-network.toml"), []byte(network.Config()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -114,6 +162,7 @@ func NewDaemon(t testing.TB, opts Options) *Daemon {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.Logs())
 		}
+		network.Release()
 		os.RemoveAll(dir)
 	})
 	return d

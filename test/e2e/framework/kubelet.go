@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -96,12 +94,69 @@ var kubeletSysctls = []string{
 	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
 }
 
+// kubeletHost is what the kubelets change on the host once for all of them
+// (kubeletSysctls, kubeletFixedDir and ContainerLogLinksDir, KUBE- iptables
+// chains), as the first of the kubelets running at a time found it: the
+// last one to stop puts it back, so that kubelets of tests running at once
+// never restore what another still relies on.
+var kubeletHost struct {
+	sync.Mutex
+	running int
+	sysctls map[string]string
+	chains  map[string]bool
+	newDirs []string // made by the kubelets, whatever their --root-dir
+}
+
+// holdKubeletHost is called before a kubelet starts.
+func holdKubeletHost() {
+	h := &kubeletHost
+	h.Lock()
+	defer h.Unlock()
+	h.running++
+	if h.running > 1 {
+		return
+	}
+	h.sysctls = map[string]string{}
+	for _, s := range kubeletSysctls {
+		if b, err := os.ReadFile("/proc/sys/" + s); err == nil {
+			h.sysctls[s] = strings.TrimSpace(string(b))
+		}
+	}
+	h.chains = iptablesChains()
+	h.newDirs = nil
+	for _, d := range []string{kubeletFixedDir, ContainerLogLinksDir} {
+		if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+			h.newDirs = append(h.newDirs, d)
+		}
+	}
+}
+
+// releaseKubeletHost is called once a kubelet has stopped; the last one puts
+// the host back.
+func releaseKubeletHost() {
+	h := &kubeletHost
+	h.Lock()
+	defer h.Unlock()
+	h.running--
+	if h.running > 0 {
+		return
+	}
+	for s, v := range h.sysctls {
+		_ = os.WriteFile("/proc/sys/"+s, []byte(v), 0o644)
+	}
+	removeNewIptablesChains(h.chains)
+	for _, d := range h.newDirs {
+		_ = os.RemoveAll(d)
+	}
+}
+
 // StartKubelet starts a standalone kubelet against opts.Daemon and waits
 // until its healthz answers. When the test ends it deletes the static
 // pods, waits for the kubelet to take them down, stops it, removes what it
 // left in the runtime (dead sandboxes are only garbage-collected later)
-// and on the host (its cgroups, its /var/log/containers links), and puts
-// back the kernel settings it changed.
+// and on the host (its cgroups, its /var/log/containers links); the last
+// of the kubelets running at once puts back the kernel settings, iptables
+// chains and directories they changed (kubeletHost).
 func StartKubelet(t testing.TB, opts KubeletOptions) *Kubelet {
 	t.Helper()
 	if opts.Binary == "" {
@@ -121,19 +176,6 @@ func StartKubelet(t testing.TB, opts KubeletOptions) *Kubelet {
 	for _, d := range []string{k.RootDir, k.ManifestDir, k.PodLogsDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
-		}
-	}
-	saved := map[string]string{}
-	for _, s := range kubeletSysctls {
-		if b, err := os.ReadFile("/proc/sys/" + s); err == nil {
-			saved[s] = strings.TrimSpace(string(b))
-		}
-	}
-	chains := iptablesChains()
-	var newDirs []string // made by the kubelet, whatever its --root-dir
-	for _, d := range []string{kubeletFixedDir, ContainerLogLinksDir} {
-		if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
-			newDirs = append(newDirs, d)
 		}
 	}
 	ports := freePorts(t, 3)
@@ -187,19 +229,14 @@ func StartKubelet(t testing.TB, opts KubeletOptions) *Kubelet {
 	if k.log, err = os.Create(filepath.Join(dir, "kubelet.log")); err != nil {
 		t.Fatal(err)
 	}
+	holdKubeletHost()
 	t.Cleanup(func() {
 		if err := k.cleanup(); err != nil {
 			t.Errorf("stop kubelet: %v", err)
 		}
-		for s, v := range saved {
-			_ = os.WriteFile("/proc/sys/"+s, []byte(v), 0o644)
-		}
 		removeCgroupTree(k.CgroupRoot)
 		removeLogLinks(k.PodLogsDir)
-		removeNewIptablesChains(chains)
-		for _, d := range newDirs {
-			_ = os.RemoveAll(d)
-		}
+		releaseKubeletHost()
 		if t.Failed() {
 			t.Logf("kubelet log (tail):\n%s", k.LogTail(200))
 		}
@@ -679,23 +716,16 @@ func removeNewIptablesChains(before map[string]bool) {
 	}
 }
 
-// freePorts finds n free TCP ports on 127.0.0.1.
+// freePorts finds n free TCP ports (FreePort).
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ls []net.Listener
 	var out []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls = append(ls, l)
-		_, port, _ := net.SplitHostPort(l.Addr().String())
-		p, _ := strconv.Atoi(port)
 		out = append(out, p)
-	}
-	for _, l := range ls {
-		l.Close()
 	}
 	return out
 }
