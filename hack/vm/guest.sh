@@ -131,8 +131,8 @@ pod_running() {
 	# in the pod's cgroup (a leaf of it with cgroupfs, a scope in its slice
 	# with systemd), never left in the service's. Only the daemon is there.
 	local pause
-	pause=$(pgrep -f '^/usr/local/bin/cri-runtime pause' | head -1)
-	[[ -n $pause ]] || fail "no pod init (cri-runtime pause) running"
+	pause=$(pgrep -f '^/usr/local/bin/cri-runtime(-helper)? pause' | head -1)
+	[[ -n $pause ]] || fail "no pod init (cri-runtime-helper pause) running"
 	echo "  pod init PID $pause, cgroup $(cut -d: -f3 </proc/$pause/cgroup 2>/dev/null)"
 	case $(cut -d: -f3 </proc/$pause/cgroup 2>/dev/null) in
 	*/crirt-pause-*.scope | */pause) ;;
