@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"path"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -51,7 +52,7 @@ func TestReserveRetriesCallsThatFreeSpace(t *testing.T) {
 			calls := 0
 			handler := func(ctx context.Context, req any) (any, error) {
 				calls++
-				if r.released == 0 || !freesSpace[methodName(tc.method)] {
+				if r.released == 0 || !freesSpace[path.Base(tc.method)] {
 					return nil, full // the disk is full until the reserve is released
 				}
 				return "ok", nil
@@ -65,13 +66,4 @@ func TestReserveRetriesCallsThatFreeSpace(t *testing.T) {
 			}
 		})
 	}
-}
-
-func methodName(full string) string {
-	for i := len(full) - 1; i >= 0; i-- {
-		if full[i] == '/' {
-			return full[i+1:]
-		}
-	}
-	return full
 }
