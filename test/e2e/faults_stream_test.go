@@ -87,7 +87,7 @@ chmod +x /out /in; nc -ll -p 8081 -e /in & exec nc -ll -p 8080 -e /out`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	forwardOnce(t, resp.Url, 9, nil) // a closed port: the error stream answers
+	tryForward(t, resp.Url, 9, nil) // a closed port: the server answers, or resets the pair
 	// podSockets lists the pod's TCP sockets on port 8080 or 8081 in state
 	// st ("0A" listening, "01" established), from /proc/net/tcp{,6}.
 	podSockets := func(st string) []string {
