@@ -82,6 +82,11 @@ func (s *Service) notRunning(c *Container) error {
 	case gerr == nil && now.State != Running:
 		return fmt.Errorf("container %s stopped meanwhile: %w", c.ID, errdefs.ErrFailedPrecondition)
 	}
+	// A stop is killing it: under load its death may take longer than
+	// any settling wait.
+	if _, ok := s.stopping.Load(c.ID); ok {
+		return fmt.Errorf("container %s is being stopped: %w", c.ID, errdefs.ErrFailedPrecondition)
+	}
 	// Its exit may not be recorded yet: ask runc.
 	if st, serr := s.runtimeOf(c).State(context.Background(), c.ID); errors.Is(serr, errdefs.ErrNotFound) ||
 		(serr == nil && st.Status != "running" && st.Status != "paused") {

@@ -187,6 +187,8 @@ func (s *Service) stopLocked(ctx context.Context, id string, timeout time.Durati
 		return nil
 	}
 	rt := s.runtimeOf(c)
+	s.stopping.Store(id, true)
+	defer s.stopping.Delete(id)
 	if timeout > 0 {
 		sig := unix.SignalNum(c.StopSignal)
 		if sig == 0 {

@@ -126,6 +126,9 @@ type Service struct {
 	// record an exit).
 	persist keylock.Locks
 	samples cgroup.Sampler // CPU samples, for usage rates
+	// stopping holds the containers a stop is killing: an exec that fails
+	// under such a stop failed because of it (exec.go, notRunning).
+	stopping sync.Map
 	// warned holds the missing controllers already logged, once each.
 	warned sync.Map
 }
