@@ -192,6 +192,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := containers.Recover(ctx); err != nil {
+		return fmt.Errorf("recover containers: %w", err)
+	}
 	sandboxes.SetContainers(containers)
 	podCheckpoints := podcheckpoint.New(podcheckpoint.Options{
 		Pods: sandboxes, Containers: containers, CRIU: criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
