@@ -159,7 +159,8 @@ func New(opts Options, log *slog.Logger) (*Service, error) {
 // were cut short, reconciles the records of created and running containers
 // with runc and conmon, and resumes watching the running ones for their
 // exit (conmon's exit file holds an exit that happened while the daemon
-// was down). Run it after the pods' Recover, whose pods it looks up.
+// was down). The daemon runs it after the pods' Recover, as start-up
+// always has.
 func (s *Service) Recover(ctx context.Context) error {
 	// A checkpoint's work files left by a crash.
 	if err := os.RemoveAll(s.checkpointWorkDir()); err != nil {
