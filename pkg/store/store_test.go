@@ -431,3 +431,45 @@ func TestDropKeepsTheFile(t *testing.T) {
 		t.Fatalf("on disk: %+v", d)
 	}
 }
+
+// BenchmarkUpdate: one update is a clone, a transition check and an
+// atomic save (write, fsync, rename); updates of different records run in
+// parallel.
+func BenchmarkUpdate(b *testing.B) {
+	s := New(b.TempDir(), things)
+	for i := 0; i < 64; i++ {
+		if err := s.Create(&thing{ID: fmt.Sprint(i), State: ready}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next sync.Mutex
+	n := 0
+	b.RunParallel(func(pb *testing.PB) {
+		next.Lock()
+		id := fmt.Sprint(n % 64)
+		n++
+		next.Unlock()
+		for pb.Next() {
+			if _, err := s.Update(id, func(v *thing) error { v.N++; return nil }); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkGet: a lookup by ID prefix and a copy.
+func BenchmarkGet(b *testing.B) {
+	s := New(b.TempDir(), things)
+	for i := 0; i < 200; i++ {
+		if err := s.Create(&thing{ID: fmt.Sprintf("%04d", i), State: ready}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Get("0123"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
