@@ -208,7 +208,9 @@ func (s *Store[T, S]) Create(v *T) error {
 // copy's state transition is checked, the copy is saved, and only then
 // does it replace the published record. An error from change, a refused
 // transition or a failed save leave the record as it was, in memory and
-// on disk. Update returns a copy of the new record.
+// on disk. Update returns a copy of the new record. change runs with the
+// record's updates held off: it must not call the store about the same
+// record.
 func (s *Store[T, S]) Update(id string, change func(*T) error) (*T, error) {
 	return s.update(id, change, false)
 }
