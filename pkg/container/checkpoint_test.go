@@ -31,6 +31,9 @@ func (f *fixture) serviceWithCRIU(t *testing.T, criu CRIU, forbidden ...string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 

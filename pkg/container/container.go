@@ -8,8 +8,10 @@
 // A container made from a checkpoint archive is Created with no process
 // until Start, which restores the checkpointed processes (restore.go).
 //
-// State changes go through one function (setState), which persists the
-// record under --root before anyone can observe the new state.
+// Records live in a store.Store: every change goes through Service.update,
+// which persists the record under --root before anyone can observe the new
+// state, and checks it against the one table of allowed transitions,
+// transitions below.
 package container
 
 import (
@@ -20,6 +22,7 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
 // State is a container's lifecycle state.
@@ -32,7 +35,46 @@ const (
 	// creating is only ever seen in a record: CreateContainer was cut
 	// short and start-up must undo what it did.
 	creating State = "creating"
+	// removing is no State a record holds but the lifecycle state of one
+	// marked Removing (lifecycle): RemoveContainer began taking it away.
+	removing State = "removing"
 )
+
+// transitions is the containers' state machine, over lifecycle states:
+//
+//	(new) → creating  the write-ahead record of a CreateContainer
+//	(new) → Created   CreateContainer done (the record said creating)
+//	Created → Running  StartContainer, or start-up finding it started
+//	Created → Exited   start-up finding its process lost (reconcile)
+//	Running → Exited   its exit, recorded by the watcher, Get or Stop
+//	Created, Exited → removing  RemoveContainer's write-ahead mark
+//
+// A creating or removing record is finished by start-up (undoInterrupted).
+var transitions = store.Transitions[State]{
+	"":      {creating, Created},
+	Created: {Running, Exited, removing},
+	Running: {Exited},
+	Exited:  {removing},
+}
+
+// lifecycle is c's state in the transitions table: its State, or removing
+// once RemoveContainer marked it.
+func lifecycle(c *Container) State {
+	if c.Removing {
+		return removing
+	}
+	return c.State
+}
+
+// kind describes container records to the store.
+var kind = store.Kind[Container, State]{
+	Name:        "container",
+	File:        "container.json",
+	ID:          func(c *Container) string { return c.ID },
+	State:       lifecycle,
+	Clone:       (*Container).clone,
+	Transitions: transitions,
+}
 
 // Container is a container's record. Values handed out are copies.
 type Container struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
-	"github.com/cri-runtime/cri-runtime/pkg/record"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 )
 
@@ -192,9 +190,9 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	// Write-ahead: a record in state "creating" before any side effect, so
 	// that after a crash the start-up pass removes the half-made container
 	// (its writable layer, its runc state) instead of leaking it.
-	undo = append(undo, func() error { return os.RemoveAll(filepath.Dir(s.recordPath(id))) })
+	undo = append(undo, func() error { return s.store.Delete(id) })
 	// The image volumes are in it, so that their mounts are released too.
-	if err := record.Save(s.recordPath(id), &Container{ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt,
+	if err := s.store.WriteAhead(&Container{ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt,
 		Handler: handler, Image: req.Image, State: creating, CreatedAt: time.Now(), Mounts: imageVolumes}); err != nil {
 		return nil, err
 	}
@@ -269,12 +267,9 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: m.Propagation})
 	}
 	c.Mounts = append(c.Mounts, imageVolumes...)
-	if err := record.Save(s.recordPath(id), c); err != nil {
+	if err := s.store.Create(c); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.containers[id] = c
-	s.mu.Unlock()
 	s.opts.Events.Publish(events.Event{Type: events.Created, ContainerID: id, PodID: pod.ID})
 	s.log.Info("container created", "container", id, "pod", pod.ID, "name", req.Name, "image", req.Image)
 	return c.clone(), nil

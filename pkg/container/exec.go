@@ -149,7 +149,7 @@ func (s *Service) UpdateResources(ctx context.Context, id string, r spec.Resourc
 	if err := s.runtimeOf(c).Update(ctx, c.ID, res); err != nil {
 		return err
 	}
-	_, err = s.update(c.ID, func(c *Container) {
+	_, err = s.update(c.ID, func(c *Container) error {
 		if c.Spec != nil && c.Spec.Linux != nil {
 			if c.Spec.Linux.Resources != nil { // device rules are not updated
 				res.Devices = c.Spec.Linux.Resources.Devices
@@ -161,6 +161,7 @@ func (s *Service) UpdateResources(ctx context.Context, id string, r spec.Resourc
 			sp.Linux = &linux
 			c.Spec = &sp
 		}
+		return nil
 	})
 	return err
 }

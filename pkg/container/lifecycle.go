@@ -19,6 +19,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
 // Start runs a created container's process.
@@ -42,6 +43,9 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	}
 	if c.State != Created {
 		return fmt.Errorf("container %s is %s, not created: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	if c.Removing {
+		return fmt.Errorf("container %s is being removed: %w", c.ID, errdefs.ErrFailedPrecondition)
 	}
 	rt := s.runtimeOf(c)
 	crashpoint.Hit("ctr-start:before")
@@ -80,22 +84,21 @@ func (s *Service) Start(ctx context.Context, id string) error {
 	// One record for both steps: a crash before it leaves a record that
 	// says created with a runc container that exists, which the start-up
 	// reconciles (service.go, reconcile).
-	started := func(c *Container) {
+	started := func(c *Container) error {
 		if c.State == Created {
 			c.State, c.StartedAt, c.Pid, c.Deferred = Running, startedAt, pid, false
 		}
+		return nil
 	}
-	if _, err := s.update(c.ID, started); err != nil {
-		if errors.Is(err, errdefs.ErrNotFound) {
+	// The process runs: failing the call when the record cannot be
+	// written (a full disk) would make a retry fail against a running
+	// container and leave no one watching for its exit. The live record
+	// says running; the exit, or a restart's reconcile, writes the record.
+	if _, err := s.updateUnsaved(c.ID, started); err != nil {
+		if !errors.Is(err, store.ErrUnsaved) {
 			return err
 		}
-		// The process runs: failing the call (the record cannot be
-		// written, on a full disk) would make a retry fail against a
-		// running container and leave no one watching for its exit. The
-		// live record says running; the exit, or a restart's reconcile,
-		// writes the record.
 		s.log.Warn("container started; its record is written with its exit", "container", c.ID, "err", err)
-		s.updateUnsaved(c.ID, started)
 	}
 	safego.Go(s.log, "watch container exit", func() { s.watch(c.ID) })
 	s.opts.Events.Publish(events.Event{Type: events.Started, ContainerID: c.ID, PodID: c.PodID})
@@ -128,8 +131,9 @@ func (s *Service) watch(id string) {
 // On error nothing changed (the exit stays in conmon's file).
 func (s *Service) recordExit(id string, exit oci.Exit) (*Container, error) {
 	stopped := false
-	c, err := s.update(id, func(c *Container) {
+	c, err := s.update(id, func(c *Container) error {
 		stopped = applyExit(c, exit)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record exit of container %s: %w", id, err)
@@ -238,7 +242,7 @@ func (s *Service) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	// Write-ahead: from here a crash leaves a container the start-up removes.
-	if _, err := s.update(id, func(c *Container) { c.Removing = true }); err != nil {
+	if _, err := s.update(id, func(c *Container) error { c.Removing = true; return nil }); err != nil {
 		return err
 	}
 	crashpoint.Hit("ctr-remove:marked")
@@ -258,25 +262,18 @@ func (s *Service) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// forget deletes the container's record and drops it from memory, under
-// its persist lock: an update racing with it either lands before (and is
-// deleted) or finds the container gone.
+// forget deletes the container's record and drops it from memory
+// (store.Delete: an update racing with it either lands before, and is
+// deleted, or finds the container gone), then frees its name.
 func (s *Service) forget(c *Container) error {
-	defer s.persist.Lock(c.ID)()
-	if err := os.RemoveAll(filepath.Dir(s.recordPath(c.ID))); err != nil {
+	if err := s.store.Delete(c.ID); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	delete(s.containers, c.ID)
-	if s.names[c.nameKey()] == c.ID {
-		delete(s.names, c.nameKey())
-	}
-	s.mu.Unlock()
+	s.dropName(c)
 	// Not under s.mu: handover.Do holds its own lock while it asks (taken)
 	// under s.mu whether the name is in use; the other order deadlocks.
 	s.handover.Forget(c.nameKey())
 	s.locks.Forget(c.ID)
-	s.persist.Forget(c.ID)
 	s.samples.Forget(c.CgroupPath)
 	return nil
 }
@@ -290,20 +287,21 @@ type Filter struct {
 
 // List returns copies of the matching containers, oldest first.
 func (s *Service) List(f Filter) []*Container {
-	s.mu.Lock()
-	ids := make([]string, 0, len(s.containers))
-	for id := range s.containers {
-		ids = append(ids, id)
-	}
-	s.mu.Unlock()
+	// What never changes is matched on the records; the state once an
+	// exit conmon recorded is applied (Get).
+	matched := s.store.List(func(c *Container) bool {
+		return (f.ID == "" || strings.HasPrefix(c.ID, f.ID)) && (f.PodID == "" || strings.HasPrefix(c.PodID, f.PodID)) &&
+			index.LabelsMatch(c.Labels, f.Labels)
+	})
 	var out []*Container
-	for _, id := range ids {
-		c, err := s.Get(id)
-		if err != nil {
-			continue
+	for _, c := range matched {
+		if c.State == Running {
+			var err error
+			if c, err = s.Get(c.ID); err != nil {
+				continue
+			}
 		}
-		if f.ID != "" && !strings.HasPrefix(c.ID, f.ID) || f.PodID != "" && !strings.HasPrefix(c.PodID, f.PodID) ||
-			f.State != "" && c.State != f.State || !index.LabelsMatch(c.Labels, f.Labels) {
+		if f.State != "" && c.State != f.State {
 			continue
 		}
 		out = append(out, c)

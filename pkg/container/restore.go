@@ -320,9 +320,10 @@ func (s *Service) startRestore(ctx context.Context, c *Container, startedAt time
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	images := c.Restore.Images
-	if _, err := s.update(c.ID, func(c *Container) {
+	if _, err := s.update(c.ID, func(c *Container) error {
 		c.State, c.StartedAt, c.Pid = Running, startedAt, pid
 		c.RestoredFrom, c.Restore = c.Restore, nil
+		return nil
 	}); err != nil {
 		return err
 	}

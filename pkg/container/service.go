@@ -3,9 +3,7 @@ package container
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,14 +21,13 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/handover"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
-	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/proc"
-	"github.com/cri-runtime/cri-runtime/pkg/record"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
 // Images is what containers need of the image service.
@@ -114,18 +111,18 @@ type Service struct {
 	// child may go below it, so requests are clamped to it.
 	oomScoreAdjMin int
 
-	mu         sync.Mutex
-	containers map[string]*Container
-	names      map[string]string // pod/name/attempt → ID
+	// store holds the records; it orders the updates of one container,
+	// so the file always holds the latest state (the exit watcher and
+	// Stop may both record an exit).
+	store *store.Store[Container, State]
+
+	mu    sync.Mutex
+	names map[string]string // pod/name/attempt → ID
 	// handover holds the CreateContainers in flight, and the containers
 	// whose client gave up before receiving them, by name key.
 	handover handover.Group
-	locks    keylock.Locks // per-container operation locks
-	// persist orders the record updates of one container, so the file
-	// always holds the latest state (the exit watcher and Stop may both
-	// record an exit).
-	persist keylock.Locks
-	samples cgroup.Sampler // CPU samples, for usage rates
+	locks    keylock.Locks  // per-container operation locks
+	samples  cgroup.Sampler // CPU samples, for usage rates
 	// stopping holds the containers a stop is killing: an exec that fails
 	// under such a stop failed because of it (exec.go, notRunning).
 	stopping sync.Map
@@ -143,114 +140,83 @@ func (s *Service) warnMissingControllers(r spec.Resources) {
 	}
 }
 
-// New loads the recorded containers and resumes watching those that were
-// running: an exit that happened while the daemon was down is found in
-// conmon's exit file.
+// New loads the recorded containers. It changes nothing: Recover settles
+// what the daemon's last run left.
 func New(opts Options, log *slog.Logger) (*Service, error) {
-	s := &Service{opts: opts, log: log, containers: map[string]*Container{}, names: map[string]string{}}
+	s := &Service{opts: opts, log: log, names: map[string]string{},
+		store: store.New(filepath.Join(opts.Root, "containers"), kind)}
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		s.oomScoreAdjMin, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
-	// A checkpoint's work files left by a crash.
-	if err := os.RemoveAll(s.checkpointWorkDir()); err != nil {
-		log.Warn("remove interrupted checkpoints", "err", err)
-	}
-	dir := filepath.Join(opts.Root, "containers")
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := s.store.Load(log); err != nil {
 		return nil, err
 	}
-	for _, e := range entries {
-		c := &Container{}
-		if err := record.Load(filepath.Join(dir, e.Name(), "container.json"), c); err != nil || c.ID != e.Name() {
-			log.Warn("skip unreadable container record", "container", e.Name(), "err", err)
-			continue
-		}
-		if c.State == creating || c.Removing {
-			s.undoInterrupted(c)
-			continue
-		}
-		if c.State == Created || c.State == Running {
-			s.reconcile(c)
-		}
-		s.containers[c.ID] = c
+	for _, c := range s.store.List(nil) {
 		s.names[c.nameKey()] = c.ID
-	}
-	// The exit watchers read and write the records: they start once all
-	// are loaded (and the map is no longer being walked).
-	var running []string
-	for id, c := range s.containers {
-		if c.State == Running {
-			running = append(running, id)
-		}
-	}
-	for _, id := range running {
-		safego.Go(s.log, "watch container exit", func() { s.watch(id) })
 	}
 	return s, nil
 }
 
-func (s *Service) recordPath(id string) string {
-	return filepath.Join(s.opts.Root, "containers", id, "container.json")
+// Recover settles, once at start-up before serving, what the daemon's
+// last run left: it undoes the creations and finishes the removals that
+// were cut short, reconciles the records of created and running containers
+// with runc and conmon, and resumes watching the running ones for their
+// exit (conmon's exit file holds an exit that happened while the daemon
+// was down). The daemon runs it after the pods' Recover, as start-up
+// always has.
+func (s *Service) Recover(ctx context.Context) error {
+	// A checkpoint's work files left by a crash.
+	if err := os.RemoveAll(s.checkpointWorkDir()); err != nil {
+		s.log.Warn("remove interrupted checkpoints", "err", err)
+	}
+	for _, c := range s.store.List(nil) {
+		if c.State == creating || c.Removing {
+			s.undoInterrupted(ctx, c)
+			continue
+		}
+		if c.State == Created || c.State == Running {
+			s.reconcile(ctx, c)
+		}
+	}
+	// The exit watchers read and write the records: they start once all
+	// are reconciled.
+	for _, c := range s.store.List(func(c *Container) bool { return c.State == Running }) {
+		safego.Go(s.log, "watch container exit", func() { s.watch(c.ID) })
+	}
+	return nil
 }
+
+func (s *Service) recordPath(id string) string { return s.store.Path(id) }
 
 // lock serializes operations on one container.
 func (s *Service) lock(id string) func() { return s.locks.Lock(id) }
 
-// update is the only way a container's record changes: change is applied
-// to a copy, the copy is persisted, and only then does it replace the live
-// record. Nobody can observe a state (an exit, say) that a crash right
-// after would lose. Updates of one container are ordered by its persist
-// lock.
-func (s *Service) update(id string, change func(*Container)) (*Container, error) {
-	defer s.persist.Lock(id)()
-	s.mu.Lock()
-	c, ok := s.containers[id]
-	if !ok {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
-	}
-	next := c.clone()
-	s.mu.Unlock()
-	change(next)
-	if err := record.Save(s.recordPath(id), next); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	if s.containers[id] == c { // forget takes the persist lock too: still ours
-		s.containers[id] = next
-	}
-	s.mu.Unlock()
-	return next.clone(), nil
+// update is the only way a container's record changes (store.Update):
+// change is applied to a copy, the transition checked against the
+// container state machine, the copy persisted, and only then does it
+// replace the live record. Nobody can observe a state (an exit, say) that
+// a crash right after would lose.
+func (s *Service) update(id string, change func(*Container) error) (*Container, error) {
+	return s.store.Update(id, change)
 }
 
-// updateUnsaved applies change to the live record only, for a side effect
-// that already happened when its record could not be written (a full
-// disk): the record on disk stays behind until the next update of the
-// container saves the whole of it, and start-up's reconcile works the
-// same out from runc meanwhile.
-func (s *Service) updateUnsaved(id string, change func(*Container)) {
-	defer s.persist.Lock(id)()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c, ok := s.containers[id]; ok {
-		next := c.clone()
-		change(next)
-		s.containers[id] = next
-	}
+// updateUnsaved is update for a side effect that already happened when its
+// record may not be writable (a full disk): the change is published even
+// if its record could not be written, which the error then says
+// (store.ErrUnsaved). The record on disk stays behind until the next update
+// of the container saves the whole of it, and start-up's reconcile works
+// the same out from runc meanwhile.
+func (s *Service) updateUnsaved(id string, change func(*Container) error) (*Container, error) {
+	return s.store.UpdateUnsaved(id, change)
 }
 
 // Get returns a copy of the container with this ID or unique ID prefix,
 // with an exit recorded by conmon but not yet seen applied.
 func (s *Service) Get(id string) (*Container, error) {
-	s.mu.Lock()
-	c, err := index.Find(s.containers, id, "container")
+	snapshot, err := s.store.Get(id)
 	if err != nil {
-		s.mu.Unlock()
 		return nil, err
 	}
-	snapshot := c.clone()
-	s.mu.Unlock()
 	if snapshot.State == Running {
 		if exit, ok := s.runtimeOf(snapshot).Exited(snapshot.ID); ok {
 			c, err := s.recordExit(snapshot.ID, exit)
@@ -277,9 +243,7 @@ func (s *Service) runtimeOf(c *Container) Runtime {
 
 // runtimeByID is runtimeOf for a container known by ID.
 func (s *Service) runtimeByID(id string) Runtime {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c, ok := s.containers[id]; ok {
+	if c, err := s.store.Get(id); err == nil {
 		return s.runtimeOf(c)
 	}
 	return s.opts.Runtimes[s.opts.DefaultHandler]
@@ -295,7 +259,7 @@ func (s *Service) runtimeByID(id string) Runtime {
 //   - runc no longer knows it and conmon left no exit (the host rebooted,
 //     with --state on tmpfs): its process is gone and how it ended is not
 //     known, so it is recorded as exited with code 255, reason Unknown.
-func (s *Service) reconcile(c *Container) {
+func (s *Service) reconcile(ctx context.Context, c *Container) {
 	rt := s.runtimeOf(c)
 	if _, exited := rt.Exited(c.ID); exited {
 		// Get and the exit watcher record it. A record still saying
@@ -305,10 +269,11 @@ func (s *Service) reconcile(c *Container) {
 		if c.State == Created {
 			c.State = Running
 			s.log.Info("found an exit of a container started by a StartContainer not recorded", "container", c.ID)
+			s.reconciled(c)
 		}
 		return
 	}
-	st, err := rt.State(context.Background(), c.ID)
+	st, err := rt.State(ctx, c.ID)
 	if c.Restore != nil && c.State == Created {
 		// Made from a checkpoint: runc knows it only once Start restored it.
 		if err != nil || st.Status != "running" {
@@ -317,15 +282,13 @@ func (s *Service) reconcile(c *Container) {
 		c.State, c.StartedAt, c.Pid = Running, c.CreatedAt, st.Pid
 		c.RestoredFrom, c.Restore = c.Restore, nil
 		s.log.Info("found a container restored by an interrupted StartContainer", "container", c.ID)
-		if err := record.Save(s.recordPath(c.ID), c); err != nil {
-			s.log.Warn("save container", "container", c.ID, "err", err)
-		}
+		s.reconciled(c)
 		return
 	}
 	if err == nil && st.Status == "paused" {
 		// Only a pod checkpoint pauses containers, and it resumes them
 		// before it returns: the daemon died in between. Thaw it.
-		if err := rt.Resume(context.Background(), c.ID); err != nil {
+		if err := rt.Resume(ctx, c.ID); err != nil {
 			s.log.Warn("resume a container an interrupted pod checkpoint left paused", "container", c.ID, "err", err)
 		} else {
 			s.log.Info("resumed a container an interrupted pod checkpoint left paused", "container", c.ID)
@@ -338,7 +301,7 @@ func (s *Service) reconcile(c *Container) {
 	case c.Deferred && err == nil && st.Status == "created":
 		// A StartContainer cut short between "runc create" and "runc
 		// start": take its runc container away, the next Start makes it.
-		if err := rt.Delete(context.Background(), c.ID); err != nil {
+		if err := rt.Delete(ctx, c.ID); err != nil {
 			s.log.Warn("delete the runc container of an interrupted start", "container", c.ID, "err", err)
 		}
 		return
@@ -363,7 +326,14 @@ func (s *Service) reconcile(c *Container) {
 		}
 		s.log.Info("found a container started by an interrupted StartContainer", "container", c.ID, "runc_status", st.Status)
 	}
-	if err := record.Save(s.recordPath(c.ID), c); err != nil {
+	s.reconciled(c)
+}
+
+// reconciled records what reconcile found: c replaces the record, through
+// the state machine like any change. What runc and conmon say already
+// happened: it is shown even when the record cannot be written now.
+func (s *Service) reconciled(c *Container) {
+	if _, err := s.updateUnsaved(c.ID, func(live *Container) error { *live = *c; return nil }); err != nil {
 		s.log.Warn("save container", "container", c.ID, "err", err)
 	}
 }
@@ -387,21 +357,33 @@ func mounted(sp *specs.Spec) bool {
 // RemoveContainer was cut short (the daemon died): its runc container and
 // conmon if they got that far, its writable layer, and its record. Each step
 // tolerates what never happened.
-func (s *Service) undoInterrupted(c *Container) {
-	ctx := context.Background()
+func (s *Service) undoInterrupted(ctx context.Context, c *Container) {
 	steps := []func() error{
 		func() error { return s.runtimeOf(c).Delete(ctx, c.ID) },
 		func() error { return s.opts.Images.RemoveWritableLayer(c.ID) },
 		func() error { s.unmountImageVolumes(c.Mounts); return nil },
-		func() error { return os.RemoveAll(filepath.Dir(s.recordPath(c.ID))) },
+		func() error { return s.store.Delete(c.ID) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
+			// Not listed: the next start-up tries again.
 			s.log.Warn("undo interrupted container", "container", c.ID, "err", err)
+			s.store.Drop(c.ID)
+			s.dropName(c)
 			return
 		}
 	}
+	s.dropName(c)
 	s.log.Info("undid a container whose creation was interrupted", "container", c.ID, "pod", c.PodID, "name", c.Name)
+}
+
+// dropName frees c's name in its pod, if c holds it.
+func (s *Service) dropName(c *Container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.names[c.nameKey()] == c.ID {
+		delete(s.names, c.nameKey())
+	}
 }
 
 // processStartTime is when process pid began, from /proc (its start in

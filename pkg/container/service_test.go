@@ -246,6 +246,9 @@ func (f *fixture) service(t *testing.T) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
@@ -317,8 +320,8 @@ func TestStartRunsTheDeferredCreate(t *testing.T) {
 		t.Fatalf("after start: %+v, %v; runtime %v; want running with runc's PID", got, err, f.runtime.created[c.ID])
 	}
 	// The record says so too.
-	if got := f.service(t); got.containers[c.ID].State != Running || got.containers[c.ID].Deferred {
-		t.Fatalf("recorded after start: %+v", got.containers[c.ID])
+	if got, _ := f.service(t).store.Get(c.ID); got.State != Running || got.Deferred {
+		t.Fatalf("recorded after start: %+v", got)
 	}
 }
 

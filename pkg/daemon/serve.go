@@ -105,7 +105,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("helper for pod inits and execs", "path", helperBin)
 	var lifecycle events.Broker
-	sandboxes, err := sandbox.New(ctx, sandbox.Options{
+	sandboxes, err := sandbox.New(sandbox.Options{
 		Events:       &lifecycle,
 		PauseBinary:  helperBin,
 		Root:         cfg.Root,
@@ -115,6 +115,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}, log.With("component", "sandbox"))
 	if err != nil {
 		return err
+	}
+	// Pods first, then containers: the order start-up has always had.
+	if err := sandboxes.Recover(ctx); err != nil {
+		return fmt.Errorf("recover pods: %w", err)
 	}
 
 	// One OCI runtime per RuntimeClass handler, each with its own state.
@@ -191,6 +195,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}, log.With("component", "container"))
 	if err != nil {
 		return err
+	}
+	if err := containers.Recover(ctx); err != nil {
+		return fmt.Errorf("recover containers: %w", err)
 	}
 	sandboxes.SetContainers(containers)
 	podCheckpoints := podcheckpoint.New(podcheckpoint.Options{

@@ -44,10 +44,8 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 }
 
 func (m *Manager) stopLocked(ctx context.Context, id string) error {
-	m.mu.Lock()
-	sb, ok := m.pods[id]
-	m.mu.Unlock()
-	if !ok {
+	sb, err := m.store.Get(id)
+	if err != nil {
 		return nil
 	}
 	if m.containers != nil {
@@ -60,11 +58,12 @@ func (m *Manager) stopLocked(ctx context.Context, id string) error {
 	if wasReady {
 		// Write-ahead: NotReady and not yet detached, so that a crash
 		// before DEL has run leaves a pod whose DEL a start-up still runs.
-		m.mu.Lock()
-		m.stopPause(sb)
-		sb.State = NotReady
-		m.mu.Unlock()
-		if err := m.save(sb); err != nil {
+		sb, err = m.store.Update(id, func(sb *Sandbox) error {
+			m.stopPause(sb)
+			sb.State = NotReady
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		crashpoint.Hit("pod-stop:not-ready")
@@ -80,7 +79,9 @@ func (m *Manager) stopLocked(ctx context.Context, id string) error {
 }
 
 // detach runs the CNI DEL a NotReady pod still owes, and records that it
-// ran. Nothing is owed by host-network pods or detached ones.
+// ran. Nothing is owed by host-network pods or detached ones. DEL ran even
+// when its record cannot be written: the pod shows it, and the error says
+// it was not saved.
 func (m *Manager) detach(ctx context.Context, sb *Sandbox) error {
 	if sb.Detached || sb.Config.HostNetwork {
 		return nil
@@ -88,10 +89,8 @@ func (m *Manager) detach(ctx context.Context, sb *Sandbox) error {
 	if err := m.opts.Network.Detach(ctx, m.cniPod(sb), sb.Network); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	sb.Detached = true
-	m.mu.Unlock()
-	return m.save(sb)
+	_, err := m.store.UpdateUnsaved(sb.ID, func(sb *Sandbox) error { sb.Detached = true; return nil })
+	return err
 }
 
 // Remove stops the pod if needed, removes its containers, and deletes
@@ -116,17 +115,12 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 			return fmt.Errorf("remove containers of pod %s: %w", id, err)
 		}
 	}
-	m.mu.Lock()
-	sb, ok := m.pods[id]
-	if ok {
-		sb.Removing = true
-	}
-	m.mu.Unlock()
-	if !ok {
+	// Write-ahead: from here a crash leaves a pod the start-up removes.
+	sb, err = m.store.Update(id, func(sb *Sandbox) error { sb.Removing = true; return nil })
+	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil
 	}
-	// Write-ahead: from here a crash leaves a pod the start-up removes.
-	if err := m.save(sb); err != nil {
+	if err != nil {
 		return err
 	}
 	crashpoint.Hit("pod-remove:marked")
@@ -161,12 +155,11 @@ func (m *Manager) removeLocked(sb *Sandbox) error {
 			return err
 		}
 	}
-	if err := m.forget(id); err != nil {
+	if err := m.store.Delete(id); err != nil {
 		return err
 	}
 	m.samples.Forget(sb.CgroupParent)
 	m.mu.Lock()
-	delete(m.pods, id)
 	delete(m.gates, id)
 	key := sb.Config.Metadata.key()
 	named := m.byKey[key] == id
@@ -185,13 +178,7 @@ func (m *Manager) removeLocked(sb *Sandbox) error {
 
 // Get returns a copy of the pod with this ID or unique ID prefix.
 func (m *Manager) Get(id string) (*Sandbox, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	sb, err := index.Find(m.pods, id, "pod sandbox")
-	if err != nil {
-		return nil, err
-	}
-	return sb.clone(), nil
+	return m.store.Get(id)
 }
 
 // Filter selects pods for List; zero fields match everything.
@@ -203,15 +190,9 @@ type Filter struct {
 
 // List returns copies of the pods matching f, oldest first.
 func (m *Manager) List(f Filter) []*Sandbox {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []*Sandbox
-	for id, sb := range m.pods {
-		if f.ID != "" && !strings.HasPrefix(id, f.ID) || f.State != "" && sb.State != f.State || !index.LabelsMatch(sb.Config.Labels, f.Labels) {
-			continue
-		}
-		out = append(out, sb.clone())
-	}
+	out := m.store.List(func(sb *Sandbox) bool {
+		return (f.ID == "" || strings.HasPrefix(sb.ID, f.ID)) && (f.State == "" || sb.State == f.State) && index.LabelsMatch(sb.Config.Labels, f.Labels)
+	})
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out
 }
@@ -224,14 +205,9 @@ func (m *Manager) UpdateResources(id string, overhead, resources *Resources) err
 		return err
 	}
 	defer m.lock(sb.ID)()
-	m.mu.Lock()
-	live, ok := m.pods[sb.ID]
-	if ok {
-		live.Config.Overhead, live.Config.Resources = overhead, resources
-	}
-	m.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
-	}
-	return m.save(live)
+	_, err = m.store.Update(sb.ID, func(sb *Sandbox) error {
+		sb.Config.Overhead, sb.Config.Resources = overhead, resources
+		return nil
+	})
+	return err
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/index"
 	"github.com/cri-runtime/cri-runtime/pkg/keylock"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
 // Network attaches pods to the pod network and detaches them.
@@ -54,8 +55,11 @@ type Manager struct {
 	opts Options
 	log  *slog.Logger
 
+	// store holds the records; every change goes through it (save, then
+	// publish) and its pod state machine (transitions).
+	store *store.Store[Sandbox, State]
+
 	mu       sync.Mutex
-	pods     map[string]*Sandbox      // by ID
 	byKey    map[string]string        // metadata key → ID
 	handover handover.Group           // RunPodSandboxes in flight or unreceived, by metadata key
 	locks    keylock.Locks            // per-pod operation locks
@@ -65,18 +69,32 @@ type Manager struct {
 	samples    cgroup.Sampler
 }
 
-// New loads the pods recorded under opts.Root. A pod whose namespaces are
-// gone (the host rebooted and --state was on tmpfs) is marked NotReady and
-// its addresses are released from the persisted network configuration.
-func New(ctx context.Context, opts Options, log *slog.Logger) (*Manager, error) {
+// New loads the pods recorded under opts.Root. It changes nothing: Recover
+// settles what the daemon's last run left.
+func New(opts Options, log *slog.Logger) (*Manager, error) {
 	if opts.HostResolv == "" {
 		opts.HostResolv = "/etc/resolv.conf"
 	}
-	m := &Manager{opts: opts, log: log, pods: map[string]*Sandbox{}, byKey: map[string]string{}}
-	pods, err := m.loadAll()
-	if err != nil {
+	m := &Manager{opts: opts, log: log, byKey: map[string]string{},
+		store: store.New(filepath.Join(opts.Root, "sandboxes"), kind)}
+	if err := m.store.Load(log); err != nil {
 		return nil, fmt.Errorf("load pods: %w", err)
 	}
+	for _, sb := range m.store.List(nil) {
+		m.byKey[sb.Config.Metadata.key()] = sb.ID
+	}
+	return m, nil
+}
+
+// Recover settles, once at start-up before serving, what the daemon's last
+// run left: it undoes the RunPodSandboxes and finishes the
+// RemovePodSandboxes that were cut short, and removes what no record owns.
+// A pod whose namespaces are gone (the host rebooted and --state was on
+// tmpfs) is marked NotReady, and a NotReady pod's addresses are released
+// from the persisted network configuration. Run it before the containers'
+// Recover.
+func (m *Manager) Recover(ctx context.Context) error {
+	pods := m.store.List(nil)
 	for _, sb := range pods {
 		if sb.State == creating {
 			m.undoInterrupted(ctx, sb)
@@ -85,39 +103,40 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Manager, error) 
 		if sb.Removing {
 			// Its containers went before it was marked; finish the rest.
 			if err := m.detach(ctx, sb); err != nil {
-				log.Warn("finish an interrupted pod removal: CNI DEL", "pod", sb.ID, "err", err)
+				m.log.Warn("finish an interrupted pod removal: CNI DEL", "pod", sb.ID, "err", err)
 			}
 			m.stopPause(sb)
 			if err := m.removeLocked(sb); err != nil {
-				log.Warn("finish an interrupted pod removal", "pod", sb.ID, "err", err)
-				m.pods[sb.ID] = sb // keep it listed: RemovePodSandbox may finish it
-				m.byKey[sb.Config.Metadata.key()] = sb.ID
+				// Still listed: RemovePodSandbox may finish it.
+				m.log.Warn("finish an interrupted pod removal", "pod", sb.ID, "err", err)
 			} else {
-				log.Info("finished removing a pod whose removal was interrupted", "pod", sb.ID)
+				m.log.Info("finished removing a pod whose removal was interrupted", "pod", sb.ID)
 			}
 			continue
 		}
 		if sb.State == Ready && !m.namespacesPresent(sb) {
-			log.Warn("pod lost its namespaces (reboot?); marking it not ready", "pod", sb.ID)
-			sb.State = NotReady
+			m.log.Warn("pod lost its namespaces (reboot?); marking it not ready", "pod", sb.ID)
+			// The namespaces are gone whether or not this is saved.
+			next, err := m.store.UpdateUnsaved(sb.ID, func(sb *Sandbox) error { sb.State = NotReady; return nil })
+			if err != nil {
+				m.log.Warn("save pod", "pod", sb.ID, "err", err)
+			}
+			if next != nil {
+				sb = next
+			}
 		}
 		if sb.State == NotReady && !sb.Detached && !sb.Config.HostNetwork {
 			// A stop cut short, or lost namespaces: the addresses go back.
 			if err := m.detach(ctx, sb); err != nil {
-				log.Warn("release the network of a stopped pod", "pod", sb.ID, "err", err)
+				m.log.Warn("release the network of a stopped pod", "pod", sb.ID, "err", err)
 			} else {
-				log.Info("ran the CNI DEL a stopped pod still owed", "pod", sb.ID)
-			}
-			if err := m.save(sb); err != nil {
-				log.Warn("save pod", "pod", sb.ID, "err", err)
+				m.log.Info("ran the CNI DEL a stopped pod still owed", "pod", sb.ID)
 			}
 		}
-		m.pods[sb.ID] = sb
-		m.byKey[sb.Config.Metadata.key()] = sb.ID
 	}
 	m.removeOrphanDirs()
-	log.Info("pods loaded", "count", len(pods))
-	return m, nil
+	m.log.Info("pods loaded", "count", len(pods))
+	return nil
 }
 
 // removeOrphanDirs deletes pod state directories that no record owns: what
@@ -130,7 +149,7 @@ func (m *Manager) removeOrphanDirs() {
 		return
 	}
 	for _, e := range entries {
-		if _, known := m.pods[e.Name()]; known || !e.IsDir() {
+		if m.store.Contains(e.Name()) || !e.IsDir() {
 			continue
 		}
 		orphan := &Sandbox{ID: e.Name(), Dir: filepath.Join(dir, e.Name())}
@@ -184,10 +203,6 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (*Sandbox, error) {
 		if err != nil {
 			return "", err
 		}
-		m.mu.Lock()
-		m.pods[sb.ID] = sb
-		m.byKey[key] = sb.ID
-		m.mu.Unlock()
 		// Once the pod can be looked up.
 		m.opts.Events.Publish(events.Event{Type: events.Created, ContainerID: sb.ID, PodID: sb.ID})
 		m.opts.Events.Publish(events.Event{Type: events.Started, ContainerID: sb.ID, PodID: sb.ID})
@@ -261,8 +276,8 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	// Write-ahead: a record in state "creating" before any side effect, so
 	// that after a crash the start-up pass knows to undo this pod (CNI DEL
 	// included) instead of leaking it.
-	undo = append(undo, func() error { return m.forget(id) })
-	if err := m.save(sb); err != nil {
+	undo = append(undo, func() error { return m.store.Delete(id) })
+	if err := m.store.WriteAhead(sb); err != nil {
 		return nil, err
 	}
 	crashpoint.Hit("pod-run:record")
@@ -322,7 +337,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	if m.opts.CgroupDriver.MakesPodCgroups() {
 		if top := cgroup.TopMissing(sb.CgroupParent); top != "" {
 			sb.CgroupCreated = top
-			if err := m.save(sb); err != nil {
+			if err := m.store.WriteAhead(sb); err != nil {
 				return nil, err
 			}
 			undo = append(undo, func() error { return cgroup.Remove(sb.CgroupParent, top) })
@@ -404,13 +419,31 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	phases.done("network")
 
 	sb.State = Ready
-	if err := m.save(sb); err != nil {
+	if err := m.publish(sb); err != nil {
 		return nil, err
 	}
 	phases.done("save")
 	m.log.Info("pod sandbox ready", "pod", id, "name", cfg.Metadata.Namespace+"/"+cfg.Metadata.Name, "ips", sb.IPs())
 	m.log.Debug("pod sandbox creation", append([]any{"pod", id}, phases.attrs()...)...)
 	return sb, nil
+}
+
+// publish saves the ready pod's record and makes it visible, under its
+// metadata's name.
+func (m *Manager) publish(sb *Sandbox) error {
+	key := sb.Config.Metadata.key()
+	m.mu.Lock()
+	m.byKey[key] = sb.ID
+	m.mu.Unlock()
+	if err := m.store.Create(sb); err != nil {
+		m.mu.Lock()
+		if m.byKey[key] == sb.ID {
+			delete(m.byKey, key)
+		}
+		m.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // hostname is the pod's hostname: as configured, else (and always for
@@ -485,11 +518,20 @@ func (m *Manager) undoInterrupted(ctx context.Context, sb *Sandbox) {
 			}
 			return cgroup.Remove(sb.CgroupParent, sb.CgroupCreated)
 		},
-		func() error { return m.forget(sb.ID) },
+		func() error { return m.store.Delete(sb.ID) },
 	}
+	defer func() {
+		m.mu.Lock()
+		if key := sb.Config.Metadata.key(); m.byKey[key] == sb.ID {
+			delete(m.byKey, key)
+		}
+		m.mu.Unlock()
+	}()
 	for _, step := range steps {
 		if err := step(); err != nil {
+			// Not listed: the next start-up tries again.
 			m.log.Warn("undo interrupted pod", "pod", sb.ID, "err", err)
+			m.store.Drop(sb.ID)
 			return
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
+	"github.com/cri-runtime/cri-runtime/pkg/record"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
 
@@ -61,9 +62,12 @@ func newTestManager(t *testing.T, root, state string, net *fakeNetwork) *Manager
 	if os.Geteuid() != 0 {
 		t.Skip("creating namespaces needs root")
 	}
-	m, err := New(context.Background(), Options{Root: root, State: state, Network: net},
+	m, err := New(Options{Root: root, State: state, Network: net},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Recover(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -248,7 +252,7 @@ func TestStartUpRemovesUnrecordedPodState(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The record of one pod is gone, as if a crash came before it was saved.
-	if err := m.forget(lost.ID); err != nil {
+	if err := os.RemoveAll(m.store.Dir(lost.ID)); err != nil {
 		t.Fatal(err)
 	}
 	m2 := newTestManager(t, root, state, net)
@@ -277,7 +281,7 @@ func TestStartUpUndoesAnInterruptedRun(t *testing.T) {
 	// Make the pod look as if the daemon died after CNI ADD, before the
 	// final save: its record still says "creating" and has no attachment.
 	sb.State, sb.Network = creating, nil
-	if err := m.save(sb); err != nil {
+	if err := record.Save(m.store.Path(sb.ID), sb); err != nil {
 		t.Fatal(err)
 	}
 

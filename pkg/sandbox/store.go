@@ -1,51 +1,44 @@
 package sandbox
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-
-	"github.com/cri-runtime/cri-runtime/pkg/record"
+	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
-// stateFile is a pod's persistent record, under <root>/sandboxes/<id>/.
-const stateFile = "sandbox.json"
+// removing is no State a record holds but the lifecycle state of a pod
+// marked Removing (lifecycle): RemovePodSandbox began taking it away.
+const removing State = "removing"
 
-func (m *Manager) recordDir(id string) string { return filepath.Join(m.opts.Root, "sandboxes", id) }
-
-// save writes sb's record atomically.
-func (m *Manager) save(sb *Sandbox) error {
-	return record.Save(filepath.Join(m.recordDir(sb.ID), stateFile), sb)
+// transitions is the pods' state machine, over lifecycle states:
+//
+//	(new) → creating    the write-ahead record of a RunPodSandbox
+//	(new) → Ready       RunPodSandbox done (the record said creating)
+//	Ready → NotReady    StopPodSandbox, or start-up finding the
+//	                    namespaces gone
+//	NotReady → removing RemovePodSandbox's write-ahead mark (it stops the
+//	                    pod first)
+//
+// A creating or removing record is finished by start-up (Recover).
+var transitions = store.Transitions[State]{
+	"":       {creating, Ready},
+	Ready:    {NotReady},
+	NotReady: {removing},
 }
 
-// forget deletes sb's record.
-func (m *Manager) forget(id string) error {
-	if err := os.RemoveAll(m.recordDir(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove record of pod %s: %w", id, err)
+// lifecycle is sb's state in the transitions table: its State, or removing
+// once RemovePodSandbox marked it.
+func lifecycle(sb *Sandbox) State {
+	if sb.Removing {
+		return removing
 	}
-	return nil
+	return sb.State
 }
 
-// loadAll reads every record. A record that cannot be read is logged and
-// skipped, never a reason to refuse to start.
-func (m *Manager) loadAll() ([]*Sandbox, error) {
-	entries, err := os.ReadDir(filepath.Join(m.opts.Root, "sandboxes"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []*Sandbox
-	for _, e := range entries {
-		sb := &Sandbox{}
-		if err := record.Load(filepath.Join(m.opts.Root, "sandboxes", e.Name(), stateFile), sb); err != nil || sb.ID != e.Name() {
-			m.log.Warn("skip corrupt pod record", "pod", e.Name(), "err", err)
-			continue
-		}
-		out = append(out, sb)
-	}
-	return out, nil
+// kind describes pod records to the store: <root>/sandboxes/<id>/sandbox.json.
+var kind = store.Kind[Sandbox, State]{
+	Name:        "pod sandbox",
+	File:        "sandbox.json",
+	ID:          func(sb *Sandbox) string { return sb.ID },
+	State:       lifecycle,
+	Clone:       (*Sandbox).clone,
+	Transitions: transitions,
 }
