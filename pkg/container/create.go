@@ -294,6 +294,7 @@ func (s *Service) specInput(req CreateRequest, pod *sandbox.Sandbox, img *image.
 	cfg := img.Config.Config
 	in.Image = spec.ImageConfig{Entrypoint: cfg.Entrypoint, Cmd: cfg.Cmd, Env: cfg.Env, WorkingDir: cfg.WorkingDir, User: cfg.User, StopSignal: cfg.StopSignal}
 	in.OOMScoreAdjMin = s.oomScoreAdjMin
+	in.Host = s.host
 	in.HostsPath, in.HostnamePath, in.ResolvConfPath, in.ShmPath = pod.HostsPath(), pod.HostnamePath(), pod.ResolvConfPath(), pod.ShmPath()
 	in.Hostname = ""
 	if hn, err := readTrim(pod.HostnamePath()); err == nil && !pod.Config.HostNetwork {

@@ -90,6 +90,10 @@ type Options struct {
 	Controllers spec.Controllers
 	// AppArmor is the node's AppArmor; nil on nodes without it.
 	AppArmor AppArmor
+	// Host is the node's facts the spec builder needs (its device nodes,
+	// the capability bounding set); nil: New reads this node's
+	// (spec.ProbeHost).
+	Host *spec.Host
 	// CRIU says whether checkpoint and restore work here (nil: they do not).
 	CRIU CRIU
 	// ArchiveForbidden are directories, besides Root, where checkpoint
@@ -113,6 +117,8 @@ type Service struct {
 	// oomScoreAdjMin is our own oom_score_adj: without CAP_SYS_RESOURCE no
 	// child may go below it, so requests are clamped to it.
 	oomScoreAdjMin int
+	// host is the node as the spec builder sees it, read once in New.
+	host spec.Host
 
 	mu         sync.Mutex
 	containers map[string]*Container
@@ -150,6 +156,11 @@ func New(opts Options, log *slog.Logger) (*Service, error) {
 	s := &Service{opts: opts, log: log, containers: map[string]*Container{}, names: map[string]string{}}
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		s.oomScoreAdjMin, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if opts.Host != nil {
+		s.host = *opts.Host
+	} else {
+		s.host = spec.ProbeHost()
 	}
 	// A checkpoint's work files left by a crash.
 	if err := os.RemoveAll(s.checkpointWorkDir()); err != nil {

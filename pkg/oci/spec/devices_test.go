@@ -83,7 +83,7 @@ func TestDevices(t *testing.T) {
 	})
 }
 
-// walkDevices is the default hostDevices; check it on the real /dev.
+// walkDevices is what ProbeHost lists devices with; check it on the real /dev.
 func TestWalkDevices(t *testing.T) {
 	devs, err := walkDevices("/dev")
 	if err != nil {
