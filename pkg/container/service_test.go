@@ -276,7 +276,7 @@ func TestCreateReservesTheNameAndRollsBack(t *testing.T) {
 	// A failure after the layer was made (a PID namespace the pod does
 	// not share) undoes the layer and the record and frees the name.
 	bad := request("b")
-	bad.PIDMode = spec.Pod
+	bad.PIDMode = NamespacePod
 	if _, err := s.Create(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("Create with a PID namespace the pod does not share = %v; want InvalidArgument", err)
 	}
@@ -398,7 +398,7 @@ func TestImageVolumes(t *testing.T) {
 		t.Fatalf("image volume not pulled: %v; want NotFound", err)
 	}
 	failing := withVolume("d", "")
-	failing.PIDMode = spec.Pod // the pod shares none: fails after the mount
+	failing.PIDMode = NamespacePod // the pod shares none: fails after the mount
 	if _, err := s.Create(ctx, failing); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("Create failing after the mount = %v; want InvalidArgument", err)
 	}
@@ -442,7 +442,7 @@ func TestCreateDropsLimitsOfMissingControllers(t *testing.T) {
 	}
 	for _, name := range []string{"a", "b"} {
 		req := request(name)
-		req.Spec.Resources = spec.Resources{MemoryLimit: 64 << 20, Hugepages: []spec.Hugepage{{PageSize: "2MB", Limit: 0}}}
+		req.Resources = Resources{MemoryLimit: 64 << 20, Hugepages: []Hugepage{{PageSize: "2MB", Limit: 0}}}
 		c, err := s.Create(context.Background(), req)
 		if err != nil {
 			t.Fatalf("Create %s: %v", name, err)

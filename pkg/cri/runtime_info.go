@@ -8,13 +8,15 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-runtime/cri-runtime/pkg/config"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/version"
 )
 
 // RuntimeName is what Version reports and crictl prints.
 const RuntimeName = "cri-runtime"
+
+// systemdCgroupDriver is the config's cgroup_driver value for systemd.
+const systemdCgroupDriver = "systemd"
 
 // kubeAPIVersion is the version of the kubelet's runtime API, which has not
 // changed since the kubelet began asking.
@@ -107,7 +109,7 @@ func (s *runtimeService) runtimeHandlers() []*runtimeapi.RuntimeHandler {
 
 func (s *runtimeService) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
 	driver := runtimeapi.CgroupDriver_CGROUPFS
-	if s.opts.CgroupDriver == config.SystemdDriver {
+	if s.opts.CgroupDriver == systemdCgroupDriver {
 		driver = runtimeapi.CgroupDriver_SYSTEMD
 	}
 	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil

@@ -6,6 +6,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -16,7 +17,6 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
-	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/podcheckpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
@@ -62,9 +62,9 @@ type Containers interface {
 	Remove(ctx context.Context, id string) error
 	Get(id string) (*container.Container, error)
 	List(f container.Filter) []*container.Container
-	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*oci.ExecResult, error)
+	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*container.ExecResult, error)
 	ReopenLog(id string) error
-	UpdateResources(ctx context.Context, id string, r spec.Resources) error
+	UpdateResources(ctx context.Context, id string, r container.Resources) error
 	Stats(id string) (*container.Stats, error)
 	Checkpoint(ctx context.Context, req container.CheckpointRequest) error
 }
@@ -107,7 +107,7 @@ type Options struct {
 	// PodCheckpoints serves CheckpointPod and RestorePod (nil: they fail
 	// with FailedPrecondition).
 	PodCheckpoints PodCheckpoints
-	CgroupDriver   string // config.CgroupfsDriver or config.SystemdDriver
+	CgroupDriver   string // "cgroupfs" or "systemd" (the config's cgroup_driver)
 	// Handlers are the runtime handler names (RuntimeClass handlers) served;
 	// the empty name, the default handler, is always reported.
 	Handlers []string
@@ -117,8 +117,9 @@ type Options struct {
 	// AppArmor is the node's AppArmor, reported by verbose Status; nil on
 	// nodes without it.
 	AppArmor interface{ Status() map[string]any }
-	// Config is the effective configuration, shown by a verbose Status.
-	Config any
+	// Config is the effective configuration as JSON, shown by a verbose
+	// Status: the daemon encodes it once, as it does not change.
+	Config json.RawMessage
 	// DiskReserve is space the calls that free space may take on a full
 	// disk (pkg/reserve); nil for none.
 	DiskReserve DiskReserve

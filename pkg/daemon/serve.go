@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -252,6 +253,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	safego.Go(log, "disk reserve", func() { diskReserve.KeepRestoring(ctx, 5*time.Second) })
 
+	// The configuration does not change: Status shows it encoded once.
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("encode the configuration: %w", err)
+	}
 	srv := cri.NewServer(cri.Options{
 		Logger:          log,
 		Programs:        programs,
@@ -270,7 +276,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		HandlerFeatures: features,
 		AppArmor:        armor,
 		DiskReserve:     diskReserve,
-		Config:          cfg,
+		Config:          cfgJSON,
 	})
 	lis, err := cri.Listen(cfg.Listen)
 	if err != nil {
