@@ -117,7 +117,7 @@ func (s *runtimeService) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfi
 
 // UpdateRuntimeConfig takes the node's pod CIDR, which the kubelet sends
 // when it learns or changes it: the built-in network then gives new pods
-// addresses from it (see cni.Manager.SetPodCIDR).
+// addresses from it (see pkg/sandbox/cni, Manager.SetPodCIDR).
 func (s *runtimeService) UpdateRuntimeConfig(_ context.Context, req *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
 	if err := s.opts.Network.SetPodCIDR(req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr()); err != nil {
 		return nil, err

@@ -16,21 +16,19 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
-	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/podcheckpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
-	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
 
 // ProgramProber reports whether the OCI runtime and monitor are usable.
 type ProgramProber interface {
-	Probe(ctx context.Context) (oci.Programs, error)
+	Probe(ctx context.Context) (container.Programs, error)
 }
 
 // NetworkSource reports the pod network in use, or why there is none, and
 // takes the node's pod CIDR from the kubelet.
 type NetworkSource interface {
-	Network(ctx context.Context) (*cni.Network, error)
+	Network(ctx context.Context) (*sandbox.PodNetwork, error)
 	SetPodCIDR(cidrs string) error
 	PodCIDR() string
 }
@@ -70,9 +68,9 @@ type Containers interface {
 }
 
 // CheckpointSupport reports whether checkpoint/restore works on this node
-// (oci.CRIU), for Status.
+// (oci.CRIU behind the daemon), for Status.
 type CheckpointSupport interface {
-	Status(ctx context.Context) oci.CRIUStatus
+	Status(ctx context.Context) container.CRIUStatus
 }
 
 // PodCheckpoints checkpoints and restores whole pods (podcheckpoint.Service).
@@ -113,7 +111,7 @@ type Options struct {
 	Handlers []string
 	// HandlerFeatures are each handler's optional features, by name; the
 	// default handler's are also under "".
-	HandlerFeatures map[string]oci.Features
+	HandlerFeatures map[string]container.RuntimeFeatures
 	// AppArmor is the node's AppArmor, reported by verbose Status; nil on
 	// nodes without it.
 	AppArmor interface{ Status() map[string]any }
