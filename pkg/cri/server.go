@@ -68,7 +68,7 @@ type Containers interface {
 }
 
 // CheckpointSupport reports whether checkpoint/restore works on this node
-// (oci.CRIU behind the daemon), for Status.
+// (the daemon passes oci.CRIU), for Status.
 type CheckpointSupport interface {
 	Status(ctx context.Context) container.CRIUStatus
 }
