@@ -17,7 +17,6 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/checkpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
-	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 )
 
 type fakeCRIU struct{ err error }
@@ -90,9 +89,9 @@ func TestCheckpointAndRestore(t *testing.T) {
 	s := f.serviceWithCRIU(t, fakeCRIU{})
 	ctx := context.Background()
 	req := request("counter")
-	req.Spec.Command = []string{"sh", "-c", "count"}
-	req.Spec.Env = []string{"A=1"}
-	req.Spec.Mounts = []spec.Mount{{ContainerPath: "/data", HostPath: t.TempDir()}}
+	req.Command = []string{"sh", "-c", "count"}
+	req.Env = []string{"A=1"}
+	req.Mounts = []Mount{{ContainerPath: "/data", HostPath: t.TempDir()}}
 	req.Annotations = map[string]string{"keep": "old", "hash": "1"}
 	c, err := s.Create(ctx, req)
 	if err != nil {
@@ -134,7 +133,7 @@ func TestCheckpointAndRestore(t *testing.T) {
 	if _, err := s.Create(ctx, rreq); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "/data") {
 		t.Fatalf("restore without /data = %v; want InvalidArgument naming it", err)
 	}
-	rreq.Spec.Mounts = []spec.Mount{{ContainerPath: "/data", HostPath: t.TempDir()}}
+	rreq.Mounts = []Mount{{ContainerPath: "/data", HostPath: t.TempDir()}}
 	r, err := s.Create(ctx, rreq)
 	if err != nil {
 		t.Fatal(err)
@@ -238,12 +237,12 @@ func TestRestoreChecksTheExpectedProcess(t *testing.T) {
 	s := f.serviceWithCRIU(t, fakeCRIU{})
 	ctx := context.Background()
 	req := request("counter")
-	req.Spec.Command = []string{"sh", "-c"}
-	req.Spec.Args = []string{"count"}
-	req.Spec.WorkingDir = "/work"
-	req.Spec.Env = []string{"A=1"}
+	req.Command = []string{"sh", "-c"}
+	req.Args = []string{"count"}
+	req.WorkingDir = "/work"
+	req.Env = []string{"A=1"}
 	uid := int64(0)
-	req.Spec.Security.RunAsUser = &uid
+	req.Security.RunAsUser = &uid
 	c, err := s.Create(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -261,15 +260,19 @@ func TestRestoreChecksTheExpectedProcess(t *testing.T) {
 		change func(*CreateRequest)
 		want   error
 	}{
-		{"another command", func(r *CreateRequest) { r.Spec.Command = []string{"sleep"} }, errdefs.ErrInvalidArgument},
-		{"other args", func(r *CreateRequest) { r.Spec.Command = nil; r.Spec.Args = []string{"nope"} }, errdefs.ErrInvalidArgument},
-		{"another directory", func(r *CreateRequest) { r.Spec.WorkingDir = "/" }, errdefs.ErrInvalidArgument},
-		{"another value", func(r *CreateRequest) { r.Spec.Env = []string{"A=2"} }, errdefs.ErrInvalidArgument},
-		{"another user", func(r *CreateRequest) { r.Spec.Security.RunAsUser = &other }, errdefs.ErrInvalidArgument},
+		{"another command", func(r *CreateRequest) { r.Command = []string{"sleep"} }, errdefs.ErrInvalidArgument},
+		{"other args", func(r *CreateRequest) { r.Command = nil; r.Args = []string{"nope"} }, errdefs.ErrInvalidArgument},
+		{"another directory", func(r *CreateRequest) { r.WorkingDir = "/" }, errdefs.ErrInvalidArgument},
+		{"another value", func(r *CreateRequest) { r.Env = []string{"A=2"} }, errdefs.ErrInvalidArgument},
+		{"another user", func(r *CreateRequest) { r.Security.RunAsUser = &other }, errdefs.ErrInvalidArgument},
 		{"an image not pulled", func(r *CreateRequest) { r.Image = "alpine" }, errdefs.ErrNotFound},
 		{"the same process", func(r *CreateRequest) {}, nil},
-		{"args only, after the entrypoint", func(r *CreateRequest) { r.Spec.Command = nil; r.Name = "args-only" }, nil},
-		{"nothing said", func(r *CreateRequest) { r.Spec = spec.Input{}; r.Image = ""; r.Name = "bare" }, nil},
+		{"args only, after the entrypoint", func(r *CreateRequest) { r.Command = nil; r.Name = "args-only" }, nil},
+		{"nothing said", func(r *CreateRequest) {
+			r.Command, r.Args, r.WorkingDir, r.Env, r.Security = nil, nil, "", nil, Security{}
+			r.Image = ""
+			r.Name = "bare"
+		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := req
@@ -335,7 +338,7 @@ func TestRestoreFromCheckpointImage(t *testing.T) {
 	s := f.serviceWithCRIU(t, fakeCRIU{})
 	ctx := context.Background()
 	req := request("counter")
-	req.Spec.Command = []string{"sh", "-c", "count"}
+	req.Command = []string{"sh", "-c", "count"}
 	c, err := s.Create(ctx, req)
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/cri-runtime/cri-runtime/pkg/image"
-	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/store"
 )
 
@@ -129,11 +128,11 @@ type Container struct {
 
 // Mount is a host path mounted into the container, as status reports it.
 type Mount struct {
-	ContainerPath     string           `json:"containerPath"`
-	HostPath          string           `json:"hostPath"`
-	Readonly          bool             `json:"readonly,omitempty"`
-	RecursiveReadOnly bool             `json:"recursiveReadOnly,omitempty"`
-	Propagation       spec.Propagation `json:"propagation,omitempty"`
+	ContainerPath     string      `json:"containerPath"`
+	HostPath          string      `json:"hostPath"`
+	Readonly          bool        `json:"readonly,omitempty"`
+	RecursiveReadOnly bool        `json:"recursiveReadOnly,omitempty"`
+	Propagation       Propagation `json:"propagation,omitempty"`
 	// An image volume: the image as requested, the one mounted (released
 	// when the container goes) and the directory of it mounted.
 	Image        string   `json:"image,omitempty"`

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -20,25 +19,36 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 )
 
-// CreateRequest is a container as the CRI asks for it. Spec carries the
-// request's part of the OCI spec; the pod's and the image's parts are
-// filled in here.
+// CreateRequest is a container as a client (the CRI adapter, a pod
+// restore) asks for it, in the container's own terms; Create completes it
+// with the pod's, the image's and the host's parts and builds the OCI spec.
 type CreateRequest struct {
 	PodID       string
 	Name        string
 	Attempt     uint32
 	Image       string
 	Labels      map[string]string
-	Annotations map[string]string
-	LogPath     string // relative to the pod's log directory
-	StopSignal  string // "" = the image's, else SIGTERM
-	PIDMode     spec.NamespaceMode
+	Annotations map[string]string // also the spec's annotations
+	LogPath     string            // relative to the pod's log directory
+	StopSignal  string            // "" = the image's, else SIGTERM
+	PIDMode     NamespaceMode
 	PIDFromPod  bool   // no mode was asked for: use the pod's
-	TargetID    string // the container whose PID namespace PIDMode Target joins
-	Stdin       bool
-	StdinOnce   bool
-	Spec        spec.Input
-	// ImageVolumes are mounted read-only besides Spec's mounts.
+	TargetID    string // the container whose PID namespace NamespaceTarget joins
+	// Command replaces the image's entrypoint and Args its command
+	// (Kubernetes semantics); Env is "K=V" each.
+	Command, Args []string
+	Env           []string
+	WorkingDir    string
+	TTY           bool
+	Stdin         bool
+	StdinOnce     bool
+	// Mounts are host paths bound into the container (the image-volume
+	// fields of Mount are unused here: those come in ImageVolumes).
+	Mounts    []Mount
+	Devices   []Device
+	Resources Resources
+	Security  Security
+	// ImageVolumes are mounted read-only besides Mounts.
 	ImageVolumes []ImageVolume
 	// Checkpoint, when set, is the path of a container checkpoint archive
 	// to restore (RestorePod). Unlike an Image that is an archive's path
@@ -59,6 +69,9 @@ const createTimeout = 4 * time.Minute
 // container it made, instead of failing with "name in use". A genuine
 // duplicate, once the first client has its container, is AlreadyExists.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (*Container, error) {
+	if err := checkRequest(req); err != nil {
+		return nil, err
+	}
 	pod, err := s.opts.Pods.Get(req.PodID)
 	if err != nil {
 		return nil, err
@@ -221,12 +234,11 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 		return nil, err
 	}
 	undo = append(undo, func() error { s.unmountImageVolumes(imageVolumes); return nil })
-	req.Spec.Mounts = append(slices.Clip(req.Spec.Mounts), volMounts...)
-
 	in, err := s.specInput(req, pod, img, id, layer.Rootfs)
 	if err != nil {
 		return nil, err
 	}
+	in.Mounts = append(in.Mounts, volMounts...)
 	if aa := s.opts.AppArmor; aa != nil {
 		in.AppArmor = aa
 		if in.Security.AppArmor.Type == spec.RuntimeDefault && !in.Security.Privileged {
@@ -262,7 +274,7 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if restore != nil {
 		c.Image = restore.imageName
 	}
-	for _, m := range req.Spec.Mounts[:len(req.Spec.Mounts)-len(volMounts)] {
+	for _, m := range req.Mounts {
 		c.Mounts = append(c.Mounts, Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, Readonly: m.Readonly,
 			RecursiveReadOnly: m.RecursiveReadOnly, Propagation: m.Propagation})
 	}
@@ -281,14 +293,15 @@ func (s *Service) monitorPlacer(podCgroup, id string) func(pid int) error {
 	return func(pid int) error { return s.opts.CgroupDriver.PlaceMonitor(podCgroup, id, pid) }
 }
 
-// specInput completes the request's part of the spec with the image's and
-// the pod's.
+// specInput completes the request's part of the spec with the image's, the
+// pod's and the host's.
 func (s *Service) specInput(req CreateRequest, pod *sandbox.Sandbox, img *image.Image, id, rootfs string) (spec.Input, error) {
-	in := req.Spec
+	in := requestInput(req)
 	in.ID, in.Rootfs = id, rootfs
 	cfg := img.Config.Config
 	in.Image = spec.ImageConfig{Entrypoint: cfg.Entrypoint, Cmd: cfg.Cmd, Env: cfg.Env, WorkingDir: cfg.WorkingDir, User: cfg.User, StopSignal: cfg.StopSignal}
 	in.OOMScoreAdjMin = s.oomScoreAdjMin
+	in.Host = s.host
 	in.HostsPath, in.HostnamePath, in.ResolvConfPath, in.ShmPath = pod.HostsPath(), pod.HostnamePath(), pod.ResolvConfPath(), pod.ShmPath()
 	in.Hostname = ""
 	if hn, err := readTrim(pod.HostnamePath()); err == nil && !pod.Config.HostNetwork {
@@ -310,14 +323,14 @@ func (s *Service) specInput(req CreateRequest, pod *sandbox.Sandbox, img *image.
 	if req.PIDFromPod {
 		switch pod.Config.PIDMode {
 		case sandbox.PIDPod:
-			mode = spec.Pod
+			mode = NamespacePod
 		case sandbox.PIDHost:
-			mode = spec.Node
+			mode = NamespaceNode
 		default:
-			mode = spec.Container
+			mode = NamespaceContainer
 		}
 	}
-	switch mode {
+	switch specPIDMode(mode) {
 	case spec.Node:
 		in.PID = spec.Namespace{Mode: spec.Node}
 	case spec.Pod:

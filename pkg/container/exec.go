@@ -24,9 +24,15 @@ func (s *Service) running(id string) (*Container, error) {
 	return c, nil
 }
 
+// ExecResult is what a command run by ExecSync wrote and how it exited.
+type ExecResult struct {
+	Stdout, Stderr []byte
+	ExitCode       int
+}
+
 // ExecSync runs cmd in the running container and returns its output and
 // exit code; see oci.Runtime.ExecSync for the timeout and output cap.
-func (s *Service) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*oci.ExecResult, error) {
+func (s *Service) ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*ExecResult, error) {
 	c, err := s.running(id)
 	if err != nil {
 		return nil, err
@@ -43,7 +49,7 @@ func (s *Service) ExecSync(ctx context.Context, id string, cmd []string, timeout
 			return nil, fmt.Errorf("command %q was killed (exit code %d): %w", cmd, res.ExitCode, why)
 		}
 	}
-	return res, nil
+	return &ExecResult{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}, nil
 }
 
 // execFailed classifies an exec that failed: when the container stopped
@@ -135,7 +141,8 @@ func (s *Service) ReopenLog(id string) error {
 
 // UpdateResources applies new limits to the running container's cgroup
 // and records them in its spec.
-func (s *Service) UpdateResources(ctx context.Context, id string, r spec.Resources) error {
+func (s *Service) UpdateResources(ctx context.Context, id string, req Resources) error {
+	r := req.Spec()
 	c, err := s.running(id)
 	if err != nil {
 		return err

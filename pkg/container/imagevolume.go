@@ -22,9 +22,9 @@ type ImageVolume struct {
 	SubPath       string // relative, inside the image; "" for all of it
 }
 
-// ValidateImageSubPath checks an image volume's sub-path: relative, and
+// validateImageSubPath checks an image volume's sub-path: relative, and
 // never leaving the image.
-func ValidateImageSubPath(p string) error {
+func validateImageSubPath(p string) error {
 	if p == "" {
 		return nil
 	}

@@ -99,7 +99,7 @@ func (s *Service) planRestore(ctx context.Context, req *CreateRequest) (*restore
 	req.Image = archive
 	plan := &restorePlan{archive: req.Image, config: cfg, spec: &sp, imageName: cfg.RootfsImageName}
 	given := map[string]bool{}
-	for _, m := range req.Spec.Mounts {
+	for _, m := range req.Mounts {
 		given[filepath.Clean(m.ContainerPath)] = true
 	}
 	for _, v := range req.ImageVolumes {
@@ -126,14 +126,14 @@ func (s *Service) planRestore(ctx context.Context, req *CreateRequest) (*restore
 	if plan.imageName == "" {
 		plan.imageName = req.Image
 	}
-	req.Spec.Command, req.Spec.Args = sp.Process.Args, nil
-	req.Spec.WorkingDir = sp.Process.Cwd
+	req.Command, req.Args = sp.Process.Args, nil
+	req.WorkingDir = sp.Process.Cwd
 	annotations := maps.Clone(cfg.Annotations)
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
 	maps.Copy(annotations, req.Annotations)
-	req.Annotations, req.Spec.Annotations = annotations, annotations
+	req.Annotations = annotations
 	if req.StopSignal == "" {
 		req.StopSignal = cfg.StopSignal
 	}
@@ -161,7 +161,7 @@ func (s *Service) matchCheckpoint(ctx context.Context, req *CreateRequest, cfg *
 			return bad("image "+req.Image, img.ID.String(), want)
 		}
 	}
-	in := req.Spec
+	in := req
 	switch {
 	case len(in.Command) > 0:
 		if want := append(slices.Clone(in.Command), in.Args...); !slices.Equal(want, p.Args) {

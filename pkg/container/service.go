@@ -87,6 +87,10 @@ type Options struct {
 	Controllers spec.Controllers
 	// AppArmor is the node's AppArmor; nil on nodes without it.
 	AppArmor AppArmor
+	// Host is the node's facts the spec builder needs (its device nodes,
+	// the capability bounding set); nil: New reads this node's
+	// (spec.ProbeHost).
+	Host *spec.Host
 	// CRIU says whether checkpoint and restore work here (nil: they do not).
 	CRIU CRIU
 	// ArchiveForbidden are directories, besides Root, where checkpoint
@@ -110,6 +114,8 @@ type Service struct {
 	// oomScoreAdjMin is our own oom_score_adj: without CAP_SYS_RESOURCE no
 	// child may go below it, so requests are clamped to it.
 	oomScoreAdjMin int
+	// host is the node as the spec builder sees it, read once in New.
+	host spec.Host
 
 	// store holds the records; it orders the updates of one container,
 	// so the file always holds the latest state (the exit watcher and
@@ -147,6 +153,11 @@ func New(opts Options, log *slog.Logger) (*Service, error) {
 		store: store.New(filepath.Join(opts.Root, "containers"), kind)}
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		s.oomScoreAdjMin, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if opts.Host != nil {
+		s.host = *opts.Host
+	} else {
+		s.host = spec.ProbeHost()
 	}
 	if err := s.store.Load(log); err != nil {
 		return nil, err

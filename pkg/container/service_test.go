@@ -279,7 +279,7 @@ func TestCreateReservesTheNameAndRollsBack(t *testing.T) {
 	// A failure after the layer was made (a PID namespace the pod does
 	// not share) undoes the layer and the record and frees the name.
 	bad := request("b")
-	bad.PIDMode = spec.Pod
+	bad.PIDMode = NamespacePod
 	if _, err := s.Create(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("Create with a PID namespace the pod does not share = %v; want InvalidArgument", err)
 	}
@@ -401,7 +401,7 @@ func TestImageVolumes(t *testing.T) {
 		t.Fatalf("image volume not pulled: %v; want NotFound", err)
 	}
 	failing := withVolume("d", "")
-	failing.PIDMode = spec.Pod // the pod shares none: fails after the mount
+	failing.PIDMode = NamespacePod // the pod shares none: fails after the mount
 	if _, err := s.Create(ctx, failing); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("Create failing after the mount = %v; want InvalidArgument", err)
 	}
@@ -445,7 +445,7 @@ func TestCreateDropsLimitsOfMissingControllers(t *testing.T) {
 	}
 	for _, name := range []string{"a", "b"} {
 		req := request(name)
-		req.Spec.Resources = spec.Resources{MemoryLimit: 64 << 20, Hugepages: []spec.Hugepage{{PageSize: "2MB", Limit: 0}}}
+		req.Resources = Resources{MemoryLimit: 64 << 20, Hugepages: []Hugepage{{PageSize: "2MB", Limit: 0}}}
 		c, err := s.Create(context.Background(), req)
 		if err != nil {
 			t.Fatalf("Create %s: %v", name, err)
@@ -456,5 +456,80 @@ func TestCreateDropsLimitsOfMissingControllers(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "controller=hugetlb"); n != 1 {
 		t.Fatalf("logged the missing hugetlb controller %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// A request no pod could make valid fails before anything is looked up or
+// made: for a pod that does not exist too.
+func TestCreateChecksTheRequestFirst(t *testing.T) {
+	f := newFixture(t)
+	s := f.service(t)
+	for name, change := range map[string]func(*CreateRequest){
+		"escaping image sub-path": func(r *CreateRequest) {
+			r.ImageVolumes = []ImageVolume{{ContainerPath: "/vol", Image: "busybox", SubPath: "../etc"}}
+		},
+		"absolute image sub-path": func(r *CreateRequest) {
+			r.ImageVolumes = []ImageVolume{{ContainerPath: "/vol", Image: "busybox", SubPath: "/etc"}}
+		},
+		"unknown PID mode": func(r *CreateRequest) { r.PIDMode = NamespaceMode(9) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := request("bad")
+			r.PodID = "no-such-pod"
+			change(&r)
+			if _, err := s.Create(context.Background(), r); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("Create = %v; want InvalidArgument before the pod is looked up", err)
+			}
+		})
+	}
+	if len(f.images.layers) != 0 {
+		t.Fatalf("layers made for refused requests: %v", f.images.layers)
+	}
+}
+
+// What the request says of the process, its mounts, devices, limits and
+// security reaches the container's OCI spec.
+func TestCreateRequestReachesTheSpec(t *testing.T) {
+	f := newFixture(t)
+	s := f.service(t)
+	r := request("full")
+	r.Command, r.Args, r.Env, r.WorkingDir = []string{"/bin/app"}, []string{"-v"}, []string{"A=1"}, "/work"
+	r.Mounts = []Mount{{ContainerPath: "/data", HostPath: t.TempDir(), Readonly: true, Propagation: PropagationHostToContainer}}
+	r.Devices = []Device{{ContainerPath: "/dev/mynull", HostPath: "/dev/null", Permissions: "r"}}
+	r.Resources = Resources{CPUShares: 512, Hugepages: []Hugepage{{PageSize: "2MB", Limit: 2 << 20}}}
+	r.Security = Security{NoNewPrivs: true, CapDrop: []string{"ALL"}, Seccomp: Profile{Type: ProfileUnconfined},
+		DefaultMaskedPaths: true, DefaultReadonlyPaths: true}
+	r.Annotations = map[string]string{"k": "v"}
+	c, err := s.Create(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := c.Spec
+	if !slices.Equal(sp.Process.Args, []string{"/bin/app", "-v"}) || !slices.Contains(sp.Process.Env, "A=1") || sp.Process.Cwd != "/work" {
+		t.Errorf("process %+v", sp.Process)
+	}
+	if !sp.Process.NoNewPrivileges || len(sp.Process.Capabilities.Bounding) != 0 || sp.Linux.Seccomp != nil {
+		t.Errorf("security: no_new_privs %v, capabilities %v, seccomp %v", sp.Process.NoNewPrivileges, sp.Process.Capabilities.Bounding, sp.Linux.Seccomp != nil)
+	}
+	var mounted bool
+	for _, m := range sp.Mounts {
+		if m.Destination == "/data" && slices.Contains(m.Options, "rslave") && slices.Contains(m.Options, "ro") {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Errorf("mounts %+v; want /data read-only and rslave", sp.Mounts)
+	}
+	if len(sp.Linux.Devices) != 1 || sp.Linux.Devices[0].Path != "/dev/mynull" {
+		t.Errorf("devices %+v", sp.Linux.Devices)
+	}
+	if res := sp.Linux.Resources; res.CPU == nil || res.CPU.Shares == nil || *res.CPU.Shares != 512 || len(res.HugepageLimits) != 1 {
+		t.Errorf("resources %+v", res)
+	}
+	if sp.Annotations["k"] != "v" {
+		t.Errorf("annotations %v", sp.Annotations)
+	}
+	if len(c.Mounts) != 1 || c.Mounts[0].Propagation != PropagationHostToContainer || !c.Mounts[0].Readonly {
+		t.Errorf("recorded mounts %+v", c.Mounts)
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
-	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 )
 
 // CreateContainer creates a container in a pod; the image must be pulled.
@@ -40,32 +39,26 @@ func createRequest(req *runtimeapi.CreateContainerRequest) (container.CreateRequ
 	out.PIDFromPod = sc.GetNamespaceOptions() == nil
 	switch sc.GetNamespaceOptions().GetPid() {
 	case runtimeapi.NamespaceMode_POD:
-		out.PIDMode = spec.Pod
+		out.PIDMode = container.NamespacePod
 	case runtimeapi.NamespaceMode_NODE:
-		out.PIDMode = spec.Node
+		out.PIDMode = container.NamespaceNode
 	case runtimeapi.NamespaceMode_TARGET:
-		out.PIDMode = spec.Target
+		out.PIDMode = container.NamespaceTarget
 	case runtimeapi.NamespaceMode_CONTAINER:
-		out.PIDMode = spec.Container
+		out.PIDMode = container.NamespaceContainer
 	default:
 		return out, fmt.Errorf("namespace_options.pid %v is not a namespace mode: %w", sc.GetNamespaceOptions().GetPid(), errdefs.ErrInvalidArgument)
 	}
-	in := spec.Input{
-		Command: cfg.GetCommand(), Args: cfg.GetArgs(), WorkingDir: cfg.GetWorkingDir(),
-		TTY: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
-		Annotations: cfg.GetAnnotations(),
-	}
+	out.Command, out.Args, out.WorkingDir, out.TTY = cfg.GetCommand(), cfg.GetArgs(), cfg.GetWorkingDir(), cfg.GetTty()
 	for _, kv := range cfg.GetEnvs() {
-		in.Env = append(in.Env, kv.GetKey()+"="+string(kv.GetValue()))
+		out.Env = append(out.Env, kv.GetKey()+"="+string(kv.GetValue()))
 	}
 	for _, m := range cfg.GetMounts() {
 		if img := m.GetImage().GetImage(); img != "" {
-			// An image volume (KEP-4639): read-only by definition.
+			// An image volume (KEP-4639): read-only by definition, so a
+			// writable one cannot be expressed to the container service.
 			if !m.GetReadonly() {
 				return out, fmt.Errorf("mount %q: image volumes must be read-only: %w", m.GetContainerPath(), errdefs.ErrInvalidArgument)
-			}
-			if err := container.ValidateImageSubPath(m.GetImageSubPath()); err != nil {
-				return out, fmt.Errorf("mount %q: %w", m.GetContainerPath(), err)
 			}
 			out.ImageVolumes = append(out.ImageVolumes, container.ImageVolume{ContainerPath: m.GetContainerPath(), Image: img, SubPath: m.GetImageSubPath()})
 			continue
@@ -74,13 +67,13 @@ func createRequest(req *runtimeapi.CreateContainerRequest) (container.CreateRequ
 		if err != nil {
 			return out, err
 		}
-		in.Mounts = append(in.Mounts, spec.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(),
+		out.Mounts = append(out.Mounts, container.Mount{ContainerPath: m.GetContainerPath(), HostPath: m.GetHostPath(),
 			Readonly: m.GetReadonly(), RecursiveReadOnly: m.GetRecursiveReadOnly(), Propagation: p})
 	}
 	for _, d := range cfg.GetDevices() {
-		in.Devices = append(in.Devices, spec.Device{ContainerPath: d.GetContainerPath(), HostPath: d.GetHostPath(), Permissions: d.GetPermissions()})
+		out.Devices = append(out.Devices, container.Device{ContainerPath: d.GetContainerPath(), HostPath: d.GetHostPath(), Permissions: d.GetPermissions()})
 	}
-	sec := spec.Security{
+	sec := container.Security{
 		Privileged: sc.GetPrivileged(), ReadonlyRootfs: sc.GetReadonlyRootfs(), NoNewPrivs: sc.GetNoNewPrivs(),
 		RunAsUsername: sc.GetRunAsUsername(), SupplementalGroups: sc.GetSupplementalGroups(),
 		SupplementalGroupsStrict: sc.GetSupplementalGroupsPolicy() == runtimeapi.SupplementalGroupsPolicy_Strict,
@@ -97,50 +90,49 @@ func createRequest(req *runtimeapi.CreateContainerRequest) (container.CreateRequ
 		sec.RunAsGroup = &v
 	}
 	var err error
-	if sec.Seccomp, err = profile("seccomp", sc.GetSeccomp(), sc.GetSeccompProfilePath(), spec.Unconfined); err != nil {
+	if sec.Seccomp, err = profile("seccomp", sc.GetSeccomp(), sc.GetSeccompProfilePath(), container.ProfileUnconfined); err != nil {
 		return out, err
 	}
-	if sec.AppArmor, err = profile("apparmor", sc.GetApparmor(), sc.GetApparmorProfile(), spec.RuntimeDefault); err != nil {
+	if sec.AppArmor, err = profile("apparmor", sc.GetApparmor(), sc.GetApparmorProfile(), container.ProfileRuntimeDefault); err != nil {
 		return out, err
 	}
-	in.Security = sec
-	in.Resources = containerResources(lx.GetResources())
-	out.Spec = in
+	out.Security = sec
+	out.Resources = containerResources(lx.GetResources())
 	return out, nil
 }
 
 // containerResources converts the CRI's resources (nil means none).
-func containerResources(r *runtimeapi.LinuxContainerResources) spec.Resources {
-	out := spec.Resources{
+func containerResources(r *runtimeapi.LinuxContainerResources) container.Resources {
+	out := container.Resources{
 		CPUPeriod: r.GetCpuPeriod(), CPUQuota: r.GetCpuQuota(), CPUShares: r.GetCpuShares(),
 		MemoryLimit: r.GetMemoryLimitInBytes(), MemorySwapLimit: r.GetMemorySwapLimitInBytes(),
 		CpusetCpus: r.GetCpusetCpus(), CpusetMems: r.GetCpusetMems(), OOMScoreAdj: int(r.GetOomScoreAdj()),
 		Unified: r.GetUnified(),
 	}
 	for _, h := range r.GetHugepageLimits() {
-		out.Hugepages = append(out.Hugepages, spec.Hugepage{PageSize: h.GetPageSize(), Limit: h.GetLimit()})
+		out.Hugepages = append(out.Hugepages, container.Hugepage{PageSize: h.GetPageSize(), Limit: h.GetLimit()})
 	}
 	return out
 }
 
-func propagation(p runtimeapi.MountPropagation) (spec.Propagation, error) {
+func propagation(p runtimeapi.MountPropagation) (container.Propagation, error) {
 	switch p {
 	case runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
-		return spec.Private, nil
+		return container.PropagationPrivate, nil
 	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
-		return spec.RSlave, nil
+		return container.PropagationHostToContainer, nil
 	case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
-		return spec.RShared, nil
+		return container.PropagationBidirectional, nil
 	}
 	return 0, fmt.Errorf("mount propagation %v: %w", p, errdefs.ErrInvalidArgument)
 }
 
 // criPropagation is the inverse of propagation, for ContainerStatus.
-func criPropagation(p spec.Propagation) runtimeapi.MountPropagation {
+func criPropagation(p container.Propagation) runtimeapi.MountPropagation {
 	switch p {
-	case spec.RSlave:
+	case container.PropagationHostToContainer:
 		return runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
-	case spec.RShared:
+	case container.PropagationBidirectional:
 		return runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
 	}
 	return runtimeapi.MountPropagation_PROPAGATION_PRIVATE
@@ -151,13 +143,13 @@ func criPropagation(p spec.Propagation) runtimeapi.MountPropagation {
 // else unset, the CRI default for its kind: unconfined for seccomp, the
 // runtime's default profile for AppArmor (api.proto: "runtime/default:
 // equivalent to not specifying a profile").
-func profile(kind string, p *runtimeapi.SecurityProfile, legacy string, unset spec.ProfileType) (spec.Profile, error) {
+func profile(kind string, p *runtimeapi.SecurityProfile, legacy string, unset container.ProfileType) (container.Profile, error) {
 	if p != nil {
 		switch p.GetProfileType() {
 		case runtimeapi.SecurityProfile_RuntimeDefault:
-			return spec.Profile{Type: spec.RuntimeDefault}, nil
+			return container.Profile{Type: container.ProfileRuntimeDefault}, nil
 		case runtimeapi.SecurityProfile_Unconfined:
-			return spec.Profile{Type: spec.Unconfined}, nil
+			return container.Profile{Type: container.ProfileUnconfined}, nil
 		case runtimeapi.SecurityProfile_Localhost:
 			ref := p.GetLocalhostRef()
 			if kind == "apparmor" {
@@ -166,21 +158,21 @@ func profile(kind string, p *runtimeapi.SecurityProfile, legacy string, unset sp
 				// "localhost/<name>" form, which containerd and CRI-O accept.
 				ref = strings.TrimPrefix(ref, "localhost/")
 			}
-			return spec.Profile{Type: spec.Localhost, LocalhostPath: ref}, nil
+			return container.Profile{Type: container.ProfileLocalhost, LocalhostRef: ref}, nil
 		}
-		return spec.Profile{}, fmt.Errorf("%s profile type %v: %w", kind, p.GetProfileType(), errdefs.ErrInvalidArgument)
+		return container.Profile{}, fmt.Errorf("%s profile type %v: %w", kind, p.GetProfileType(), errdefs.ErrInvalidArgument)
 	}
 	switch {
 	case legacy == "":
-		return spec.Profile{Type: unset}, nil
+		return container.Profile{Type: unset}, nil
 	case legacy == "unconfined":
-		return spec.Profile{Type: spec.Unconfined}, nil
+		return container.Profile{Type: container.ProfileUnconfined}, nil
 	case legacy == "runtime/default" || legacy == "docker/default":
-		return spec.Profile{Type: spec.RuntimeDefault}, nil
+		return container.Profile{Type: container.ProfileRuntimeDefault}, nil
 	case strings.HasPrefix(legacy, "localhost/"):
-		return spec.Profile{Type: spec.Localhost, LocalhostPath: strings.TrimPrefix(legacy, "localhost/")}, nil
+		return container.Profile{Type: container.ProfileLocalhost, LocalhostRef: strings.TrimPrefix(legacy, "localhost/")}, nil
 	}
-	return spec.Profile{}, fmt.Errorf("%s profile %q: %w", kind, legacy, errdefs.ErrInvalidArgument)
+	return container.Profile{}, fmt.Errorf("%s profile %q: %w", kind, legacy, errdefs.ErrInvalidArgument)
 }
 
 // stopSignalName turns the CRI enum (SIGNAL_SIGTERM…) into a signal name;

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
@@ -84,7 +83,7 @@ func (s *runtimeService) containerStats(c *container.Container) (*runtimeapi.Con
 }
 
 // cpuUsage and memoryUsage convert cgroup readings (nil stays nil).
-func cpuUsage(ts int64, c *cgroup.CPUStats) *runtimeapi.CpuUsage {
+func cpuUsage(ts int64, c *container.CPUStats) *runtimeapi.CpuUsage {
 	if c == nil {
 		return nil
 	}
@@ -95,7 +94,7 @@ func cpuUsage(ts int64, c *cgroup.CPUStats) *runtimeapi.CpuUsage {
 	return out
 }
 
-func memoryUsage(ts int64, m *cgroup.MemoryStats) *runtimeapi.MemoryUsage {
+func memoryUsage(ts int64, m *container.MemoryStats) *runtimeapi.MemoryUsage {
 	if m == nil {
 		return nil
 	}

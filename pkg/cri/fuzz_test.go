@@ -183,9 +183,9 @@ func fuzzConversions(t *testing.T, req proto.Message) {
 			t.Fatalf("%s on %v: %v; want an InvalidArgument error", what, req, err)
 		}
 	}
-	linuxResources := func(r spec.Resources) {
+	linuxResources := func(r container.Resources) {
 		t.Helper()
-		_, err := spec.LinuxResources(r, nil)
+		_, err := spec.LinuxResources(r.Spec(), nil)
 		wantInvalid("spec.LinuxResources", err)
 	}
 	switch r := req.(type) {
@@ -198,7 +198,7 @@ func fuzzConversions(t *testing.T, req proto.Message) {
 		if err == nil {
 			_, err = spec.StopSignal(creq.StopSignal, "")
 			wantInvalid("spec.StopSignal", err)
-			linuxResources(creq.Spec.Resources)
+			linuxResources(creq.Resources)
 		}
 		_, err = sandboxConfig(r.GetSandboxConfig())
 		wantInvalid("sandboxConfig", err)

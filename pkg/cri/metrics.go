@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
@@ -169,7 +168,7 @@ func (ms *metricSet) addSpec(spec *specs.Spec) {
 }
 
 // addCgroup reports a cgroup reading, the same for a pod as a container.
-func (ms *metricSet) addCgroup(s *cgroup.Sample) {
+func (ms *metricSet) addCgroup(s *container.Sample) {
 	const sec = uint64(time.Second)
 	if c := s.CPU; c != nil {
 		ms.add(mCPUUsageSeconds, c.UsageCoreNanoSeconds/sec, "total")

@@ -5,7 +5,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
+	"github.com/cri-runtime/cri-runtime/pkg/container"
 )
 
 // What a container's security context names, for seccomp and AppArmor,
@@ -19,25 +19,25 @@ func TestSecurityProfiles(t *testing.T) {
 		kind    string // "apparmor" unless set
 		field   *runtimeapi.SecurityProfile
 		legacy  string
-		unset   spec.ProfileType
-		want    spec.Profile
+		unset   container.ProfileType
+		want    container.Profile
 		wantErr bool
 	}{
-		{name: "seccomp unset is unconfined", unset: spec.Unconfined, want: spec.Profile{Type: spec.Unconfined}},
-		{name: "apparmor unset is the default", unset: spec.RuntimeDefault, want: spec.Profile{Type: spec.RuntimeDefault}},
-		{name: "legacy unconfined", legacy: "unconfined", unset: spec.RuntimeDefault, want: spec.Profile{Type: spec.Unconfined}},
-		{name: "legacy runtime/default", legacy: "runtime/default", unset: spec.Unconfined, want: spec.Profile{Type: spec.RuntimeDefault}},
-		{name: "legacy localhost", legacy: "localhost/p", unset: spec.RuntimeDefault, want: spec.Profile{Type: spec.Localhost, LocalhostPath: "p"}},
+		{name: "seccomp unset is unconfined", unset: container.ProfileUnconfined, want: container.Profile{Type: container.ProfileUnconfined}},
+		{name: "apparmor unset is the default", unset: container.ProfileRuntimeDefault, want: container.Profile{Type: container.ProfileRuntimeDefault}},
+		{name: "legacy unconfined", legacy: "unconfined", unset: container.ProfileRuntimeDefault, want: container.Profile{Type: container.ProfileUnconfined}},
+		{name: "legacy runtime/default", legacy: "runtime/default", unset: container.ProfileUnconfined, want: container.Profile{Type: container.ProfileRuntimeDefault}},
+		{name: "legacy localhost", legacy: "localhost/p", unset: container.ProfileRuntimeDefault, want: container.Profile{Type: container.ProfileLocalhost, LocalhostRef: "p"}},
 		{name: "field wins over legacy", field: sp(runtimeapi.SecurityProfile_Unconfined, ""), legacy: "localhost/p",
-			unset: spec.RuntimeDefault, want: spec.Profile{Type: spec.Unconfined}},
-		{name: "field localhost", field: sp(runtimeapi.SecurityProfile_Localhost, "q"), unset: spec.Unconfined,
-			want: spec.Profile{Type: spec.Localhost, LocalhostPath: "q"}},
-		{name: "apparmor field with the legacy prefix", field: sp(runtimeapi.SecurityProfile_Localhost, "localhost/q"), unset: spec.RuntimeDefault,
-			want: spec.Profile{Type: spec.Localhost, LocalhostPath: "q"}},
-		{name: "seccomp field keeps its path", kind: "seccomp", field: sp(runtimeapi.SecurityProfile_Localhost, "localhost/q"), unset: spec.Unconfined,
-			want: spec.Profile{Type: spec.Localhost, LocalhostPath: "localhost/q"}},
-		{name: "legacy nonsense", legacy: "sometimes", unset: spec.Unconfined, wantErr: true},
-		{name: "field unknown type", field: sp(7, ""), unset: spec.Unconfined, wantErr: true},
+			unset: container.ProfileRuntimeDefault, want: container.Profile{Type: container.ProfileUnconfined}},
+		{name: "field localhost", field: sp(runtimeapi.SecurityProfile_Localhost, "q"), unset: container.ProfileUnconfined,
+			want: container.Profile{Type: container.ProfileLocalhost, LocalhostRef: "q"}},
+		{name: "apparmor field with the legacy prefix", field: sp(runtimeapi.SecurityProfile_Localhost, "localhost/q"), unset: container.ProfileRuntimeDefault,
+			want: container.Profile{Type: container.ProfileLocalhost, LocalhostRef: "q"}},
+		{name: "seccomp field keeps its path", kind: "seccomp", field: sp(runtimeapi.SecurityProfile_Localhost, "localhost/q"), unset: container.ProfileUnconfined,
+			want: container.Profile{Type: container.ProfileLocalhost, LocalhostRef: "localhost/q"}},
+		{name: "legacy nonsense", legacy: "sometimes", unset: container.ProfileUnconfined, wantErr: true},
+		{name: "field unknown type", field: sp(7, ""), unset: container.ProfileUnconfined, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			kind := tc.kind

@@ -8,13 +8,15 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/cri-runtime/cri-runtime/pkg/config"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/version"
 )
 
 // RuntimeName is what Version reports and crictl prints.
 const RuntimeName = "cri-runtime"
+
+// systemdCgroupDriver is the config's cgroup_driver value for systemd.
+const systemdCgroupDriver = "systemd"
 
 // kubeAPIVersion is the version of the kubelet's runtime API, which has not
 // changed since the kubelet began asking.
@@ -107,7 +109,7 @@ func (s *runtimeService) runtimeHandlers() []*runtimeapi.RuntimeHandler {
 
 func (s *runtimeService) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
 	driver := runtimeapi.CgroupDriver_CGROUPFS
-	if s.opts.CgroupDriver == config.SystemdDriver {
+	if s.opts.CgroupDriver == systemdCgroupDriver {
 		driver = runtimeapi.CgroupDriver_SYSTEMD
 	}
 	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil
@@ -115,7 +117,7 @@ func (s *runtimeService) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfi
 
 // UpdateRuntimeConfig takes the node's pod CIDR, which the kubelet sends
 // when it learns or changes it: the built-in network then gives new pods
-// addresses from it (see cni.Manager.SetPodCIDR).
+// addresses from it (see pkg/sandbox/cni, Manager.SetPodCIDR).
 func (s *runtimeService) UpdateRuntimeConfig(_ context.Context, req *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
 	if err := s.opts.Network.SetPodCIDR(req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr()); err != nil {
 		return nil, err

@@ -102,7 +102,7 @@ func TestCheckpointPodAndRestorePod(t *testing.T) {
 	}
 	r := fake.restore
 	if r == nil || r.CheckpointDir != "/cp" || r.Handler != "runc" || r.Pod == nil || r.Pod.Metadata.UID != "u2" || r.Pod.RuntimeHandler != "runc" ||
-		len(r.Containers) != 2 || r.Containers[0].Name != "a" || r.Containers[0].Image != "busybox" || !slices.Equal(r.Containers[0].Spec.Command, []string{"sh"}) {
+		len(r.Containers) != 2 || r.Containers[0].Name != "a" || r.Containers[0].Image != "busybox" || !slices.Equal(r.Containers[0].Command, []string{"sh"}) {
 		t.Errorf("the service got %+v", r)
 	}
 }

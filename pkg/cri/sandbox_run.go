@@ -11,7 +11,6 @@ import (
 
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
-	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
 
 // RunPodSandbox creates the pod's namespaces, files and network.
@@ -105,7 +104,7 @@ func sandboxConfig(c *runtimeapi.PodSandboxConfig) (sandbox.Config, error) {
 		if pm.GetHostPort() == 0 {
 			continue // nothing to map: the port is only exposed inside the pod
 		}
-		cfg.PortMappings = append(cfg.PortMappings, cni.PortMapping{
+		cfg.PortMappings = append(cfg.PortMappings, sandbox.PortMapping{
 			HostPort: pm.GetHostPort(), ContainerPort: pm.GetContainerPort(), Protocol: proto, HostIP: pm.GetHostIp(),
 		})
 	}

@@ -6,6 +6,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -15,22 +16,19 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
-	"github.com/cri-runtime/cri-runtime/pkg/oci"
-	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/podcheckpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
-	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
 
 // ProgramProber reports whether the OCI runtime and monitor are usable.
 type ProgramProber interface {
-	Probe(ctx context.Context) (oci.Programs, error)
+	Probe(ctx context.Context) (container.Programs, error)
 }
 
 // NetworkSource reports the pod network in use, or why there is none, and
 // takes the node's pod CIDR from the kubelet.
 type NetworkSource interface {
-	Network(ctx context.Context) (*cni.Network, error)
+	Network(ctx context.Context) (*sandbox.PodNetwork, error)
 	SetPodCIDR(cidrs string) error
 	PodCIDR() string
 }
@@ -62,17 +60,17 @@ type Containers interface {
 	Remove(ctx context.Context, id string) error
 	Get(id string) (*container.Container, error)
 	List(f container.Filter) []*container.Container
-	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*oci.ExecResult, error)
+	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*container.ExecResult, error)
 	ReopenLog(id string) error
-	UpdateResources(ctx context.Context, id string, r spec.Resources) error
+	UpdateResources(ctx context.Context, id string, r container.Resources) error
 	Stats(id string) (*container.Stats, error)
 	Checkpoint(ctx context.Context, req container.CheckpointRequest) error
 }
 
 // CheckpointSupport reports whether checkpoint/restore works on this node
-// (oci.CRIU), for Status.
+// (the daemon passes oci.CRIU), for Status.
 type CheckpointSupport interface {
-	Status(ctx context.Context) oci.CRIUStatus
+	Status(ctx context.Context) container.CRIUStatus
 }
 
 // PodCheckpoints checkpoints and restores whole pods (podcheckpoint.Service).
@@ -107,18 +105,19 @@ type Options struct {
 	// PodCheckpoints serves CheckpointPod and RestorePod (nil: they fail
 	// with FailedPrecondition).
 	PodCheckpoints PodCheckpoints
-	CgroupDriver   string // config.CgroupfsDriver or config.SystemdDriver
+	CgroupDriver   string // "cgroupfs" or "systemd" (the config's cgroup_driver)
 	// Handlers are the runtime handler names (RuntimeClass handlers) served;
 	// the empty name, the default handler, is always reported.
 	Handlers []string
 	// HandlerFeatures are each handler's optional features, by name; the
 	// default handler's are also under "".
-	HandlerFeatures map[string]oci.Features
+	HandlerFeatures map[string]container.RuntimeFeatures
 	// AppArmor is the node's AppArmor, reported by verbose Status; nil on
 	// nodes without it.
 	AppArmor interface{ Status() map[string]any }
-	// Config is the effective configuration, shown by a verbose Status.
-	Config any
+	// Config is the effective configuration as JSON, shown by a verbose
+	// Status: the daemon encodes it once, as it does not change.
+	Config json.RawMessage
 	// DiskReserve is space the calls that free space may take on a full
 	// disk (pkg/reserve); nil for none.
 	DiskReserve DiskReserve

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,7 +25,6 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/events"
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
-	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox/cni"
 )
@@ -115,7 +115,7 @@ func (fakeContainers) Get(id string) (*container.Container, error) {
 	return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }
 func (fakeContainers) List(container.Filter) []*container.Container { return nil }
-func (fakeContainers) ExecSync(_ context.Context, id string, _ []string, _ time.Duration) (*oci.ExecResult, error) {
+func (fakeContainers) ExecSync(_ context.Context, id string, _ []string, _ time.Duration) (*container.ExecResult, error) {
 	return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }
 func (fakeContainers) Stats(id string) (*container.Stats, error) {
@@ -124,7 +124,7 @@ func (fakeContainers) Stats(id string) (*container.Stats, error) {
 func (fakeContainers) ReopenLog(id string) error {
 	return fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }
-func (fakeContainers) UpdateResources(_ context.Context, id string, _ spec.Resources) error {
+func (fakeContainers) UpdateResources(_ context.Context, id string, _ container.Resources) error {
 	return fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }
 func (fakeContainers) Checkpoint(_ context.Context, req container.CheckpointRequest) error {
@@ -152,7 +152,7 @@ func testOptions() Options {
 		Containers:   fakeContainers{},
 		Events:       &events.Broker{},
 		ImageFs:      fakeImages{},
-		Config:       map[string]string{"root": "/r"},
+		Config:       json.RawMessage(`{"root":"/r"}`),
 	}
 }
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"google.golang.org/grpc"
 
 	"github.com/cri-runtime/cri-runtime/pkg/apparmor"
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
@@ -25,6 +27,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/metrics"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
 	"github.com/cri-runtime/cri-runtime/pkg/podcheckpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/reserve"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
@@ -37,10 +40,83 @@ import (
 // shutdownGrace bounds how long in-flight RPCs may run after SIGTERM.
 const shutdownGrace = 10 * time.Second
 
-// serve runs the daemon until ctx is cancelled.
+// serve runs the daemon until ctx is cancelled: it builds the daemon in
+// named steps, each keeping what it made in a wiring, then serves the CRI
+// until ctx ends and closes everything in the reverse order.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// First: no child may inherit systemd's notify socket (notify.go).
 	sd := newNotifier(log)
+	w := &wiring{cfg: cfg, log: log}
+	defer w.close()
+	for _, step := range []func(context.Context) error{
+		w.prepareHost,
+		w.openStores,
+		w.buildRuntimes,
+		w.openNetwork,
+		w.buildServices,
+		w.startServers,
+	} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return w.run(ctx, sd)
+}
+
+// appArmorHost is the node's AppArmor as the services and Status use it.
+type appArmorHost interface {
+	container.AppArmor
+	Status() map[string]any
+}
+
+// wiring is the daemon being built: what each step of serve made, for the
+// steps after it.
+type wiring struct {
+	cfg *config.Config
+	log *slog.Logger
+	// closers undo the steps, run last first by close.
+	closers []func()
+
+	// prepareHost
+	driver    cgroup.Driver
+	helperBin string
+	// openStores
+	images *image.Service
+	// buildRuntimes
+	programs     *oci.Prober
+	runtimes     map[string]container.Runtime
+	handlerNames []string
+	features     map[string]container.RuntimeFeatures
+	criu         *oci.CRIU
+	// openNetwork
+	network *cni.Manager
+	// buildServices
+	lifecycle      events.Broker
+	sandboxes      *sandbox.Manager
+	containers     *container.Service
+	podCheckpoints *podcheckpoint.Service
+	armor          appArmorHost // stays a nil interface on nodes without AppArmor
+	// startServers
+	streams *streaming.Server
+	srv     *grpc.Server
+	lis     net.Listener
+}
+
+// onClose adds an undo step.
+func (w *wiring) onClose(f func()) { w.closers = append(w.closers, f) }
+
+// close undoes the steps, last first.
+func (w *wiring) close() {
+	for i := len(w.closers) - 1; i >= 0; i-- {
+		w.closers[i]()
+	}
+}
+
+// prepareHost checks the cgroup driver against the init system, makes the
+// root and state directories and locks them (one daemon per directory: two
+// would corrupt both), and finds the helper binary.
+func (w *wiring) prepareHost(context.Context) error {
+	cfg := w.cfg
 	driver, err := cgroup.DriverNamed(cfg.CgroupDriver)
 	if err != nil {
 		return err
@@ -50,20 +126,29 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return fmt.Errorf("cgroup_driver is systemd but systemd is not the init system (no /run/systemd/system)")
 		}
 	}
+	w.driver = driver
 	for _, d := range []string{cfg.Root, cfg.State} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	// One daemon per root and per state directory: two would corrupt both.
 	for _, d := range []string{cfg.Root, cfg.State} {
 		unlock, err := lockDir(d)
 		if err != nil {
 			return err
 		}
-		defer unlock()
+		w.onClose(unlock)
 	}
+	if w.helperBin, err = helperBinary(); err != nil {
+		return err
+	}
+	w.log.Info("helper for pod inits and execs", "path", w.helperBin)
+	return nil
+}
 
+// openStores opens the image store.
+func (w *wiring) openStores(context.Context) error {
+	cfg := w.cfg
 	images, err := image.Open(image.Options{
 		Root:            cfg.Root,
 		State:           cfg.State,
@@ -73,62 +158,30 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		StorageOptions:  cfg.Image.StorageOptions,
 		ImageStore:      cfg.Image.ImageStore,
 		Pinned:          cfg.Image.PinnedImages,
-	}, log.With("component", "image"))
+	}, w.log.With("component", "image"))
 	if err != nil {
 		return err
 	}
-	defer func() {
+	w.images = images
+	w.onClose(func() {
 		if err := images.Close(); err != nil {
-			log.Warn("close image store", "err", err)
+			w.log.Warn("close image store", "err", err)
 		}
-	}()
+	})
+	return nil
+}
 
-	programs := oci.NewProber(cfg.Runtime.Path, cfg.Runtime.MonitorPath)
-	network, err := cni.New(cni.Options{
-		ConfDir:     cfg.Network.ConfDir,
-		BinDirs:     cfg.Network.BinDirs,
-		CacheDir:    filepath.Join(cfg.Root, "cni", "cache"),
-		PodCIDRFile: filepath.Join(cfg.Root, "cni", "pod-cidr.json"),
-		Builtin: cni.Builtin{
-			Name:    "cri-runtime",
-			Bridge:  cfg.Network.DefaultBridge,
-			Subnet:  cfg.Network.DefaultSubnet,
-			DataDir: filepath.Join(cfg.Root, "cni", "networks"),
-		},
-	}, log.With("component", "cni"))
-	if err != nil {
-		return err
-	}
-	helperBin, err := helperBinary()
-	if err != nil {
-		return err
-	}
-	log.Info("helper for pod inits and execs", "path", helperBin)
-	var lifecycle events.Broker
-	sandboxes, err := sandbox.New(sandbox.Options{
-		Events:       &lifecycle,
-		PauseBinary:  helperBin,
-		Root:         cfg.Root,
-		State:        cfg.State,
-		CgroupDriver: driver,
-		Network:      network,
-	}, log.With("component", "sandbox"))
-	if err != nil {
-		return err
-	}
-	// Pods first, then containers: the order start-up has always had.
-	if err := sandboxes.Recover(ctx); err != nil {
-		return fmt.Errorf("recover pods: %w", err)
-	}
-
-	// One OCI runtime per RuntimeClass handler, each with its own state.
+// buildRuntimes makes one OCI runtime per RuntimeClass handler, each with
+// its own state, and probes their features, the programs and CRIU.
+func (w *wiring) buildRuntimes(ctx context.Context) error {
+	cfg, log := w.cfg, w.log
+	w.programs = oci.NewProber(cfg.Runtime.Path, cfg.Runtime.MonitorPath)
 	handlers := map[string]string{cfg.Runtime.DefaultHandler(): cfg.Runtime.Path}
 	for name, h := range cfg.Runtime.Handlers {
 		handlers[name] = h.Path
 	}
-	runtimes := map[string]container.Runtime{}
-	var handlerNames []string
-	features := map[string]oci.Features{}
+	w.runtimes = map[string]container.Runtime{}
+	w.features = map[string]container.RuntimeFeatures{}
 	for name, path := range handlers {
 		stateDir := filepath.Join(cfg.State, "oci")
 		if name != cfg.Runtime.DefaultHandler() {
@@ -140,24 +193,72 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		rt, err := oci.NewRuntime(oci.RuntimeOptions{
 			Runc:     lookPath(path),
 			Conmon:   lookPath(cfg.Runtime.MonitorPath),
-			Helper:   helperBin,
+			Helper:   w.helperBin,
 			StateDir: stateDir,
 			// Every handler's runc must manage cgroups the way the pods' are.
-			SystemdCgroup: driver.IsSystemd(),
+			SystemdCgroup: w.driver.IsSystemd(),
 		}, log.With("component", "oci", "handler", name))
 		if err != nil {
 			return err
 		}
-		defer rt.Close()
-		runtimes[name] = rt
-		handlerNames = append(handlerNames, name)
-		features[name] = oci.ProbeFeatures(ctx, lookPath(path), cfg.Root)
+		w.onClose(func() { rt.Close() })
+		w.runtimes[name] = rt
+		w.handlerNames = append(w.handlerNames, name)
+		w.features[name] = oci.ProbeFeatures(ctx, lookPath(path), cfg.Root)
 		if name == cfg.Runtime.DefaultHandler() {
-			features[""] = features[name]
+			w.features[""] = w.features[name]
 		}
-		log.Info("runtime handler", "handler", name, "path", path, "features", features[name])
+		log.Info("runtime handler", "handler", name, "path", path, "features", w.features[name])
 	}
-	sort.Strings(handlerNames)
+	sort.Strings(w.handlerNames)
+	// runc runs criu from PATH.
+	w.criu = oci.NewCRIU("criu", log.With("component", "criu"))
+	return nil
+}
+
+// openNetwork loads the pod network: the CNI configuration, or the
+// built-in network when there is none.
+func (w *wiring) openNetwork(context.Context) error {
+	cfg := w.cfg
+	network, err := cni.New(cni.Options{
+		ConfDir:     cfg.Network.ConfDir,
+		BinDirs:     cfg.Network.BinDirs,
+		CacheDir:    filepath.Join(cfg.Root, "cni", "cache"),
+		PodCIDRFile: filepath.Join(cfg.Root, "cni", "pod-cidr.json"),
+		Builtin: cni.Builtin{
+			Name:    "cri-runtime",
+			Bridge:  cfg.Network.DefaultBridge,
+			Subnet:  cfg.Network.DefaultSubnet,
+			DataDir: filepath.Join(cfg.Root, "cni", "networks"),
+		},
+	}, w.log.With("component", "cni"))
+	if err != nil {
+		return err
+	}
+	w.network = network
+	return nil
+}
+
+// buildServices makes the domain services (pods, containers, pod
+// checkpoints), which recover their records, and reports readiness once.
+func (w *wiring) buildServices(ctx context.Context) error {
+	cfg, log := w.cfg, w.log
+	sandboxes, err := sandbox.New(sandbox.Options{
+		Events:       &w.lifecycle,
+		PauseBinary:  w.helperBin,
+		Root:         cfg.Root,
+		State:        cfg.State,
+		CgroupDriver: w.driver,
+		Network:      w.network,
+	}, log.With("component", "sandbox"))
+	if err != nil {
+		return err
+	}
+	// Pods first, then containers: the order start-up has always had.
+	if err := sandboxes.Recover(ctx); err != nil {
+		return fmt.Errorf("recover pods: %w", err)
+	}
+	w.sandboxes = sandboxes
 	controllers, err := cgroup.Controllers()
 	if err != nil {
 		log.Warn("cannot list the cgroup controllers: passing every limit to the OCI runtime", "err", err)
@@ -165,31 +266,28 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// AppArmor: load our RuntimeDefault profile now, so that a node whose
 	// parser is missing or refuses it says so at start-up (containers that
 	// ask for it then fail with the reason; see Status).
-	var armor interface {
-		container.AppArmor
-		Status() map[string]any
-	} // stays a nil interface on nodes without AppArmor
 	if h := apparmor.NewHost(""); h != nil {
-		armor = h
+		w.armor = h
 		if err := h.EnsureDefault(ctx); err != nil {
 			log.Error("AppArmor is enabled but its default profile cannot be loaded: containers asking for RuntimeDefault will fail", "err", err)
 		} else {
 			log.Info("AppArmor default profile loaded", "profile", apparmor.DefaultProfile)
 		}
 	}
-	// runc runs criu from PATH.
-	criu := oci.NewCRIU("criu", log.With("component", "criu"))
+	// The node's facts the spec builder needs, read once.
+	host := spec.ProbeHost()
 	containers, err := container.New(container.Options{
 		Root:           cfg.Root,
-		CgroupDriver:   driver,
-		Images:         images,
+		CgroupDriver:   w.driver,
+		Images:         w.images,
 		Pods:           sandboxes,
-		Runtimes:       runtimes,
+		Runtimes:       w.runtimes,
 		DefaultHandler: cfg.Runtime.DefaultHandler(),
-		Events:         &lifecycle,
+		Events:         &w.lifecycle,
 		Controllers:    controllers,
-		AppArmor:       armor,
-		CRIU:           criu,
+		AppArmor:       w.armor,
+		Host:           &host,
+		CRIU:           w.criu,
 		// Archives go where the caller says, never among our own files.
 		ArchiveForbidden: []string{cfg.State},
 	}, log.With("component", "container"))
@@ -199,38 +297,46 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := containers.Recover(ctx); err != nil {
 		return fmt.Errorf("recover containers: %w", err)
 	}
+	w.containers = containers
 	sandboxes.SetContainers(containers)
-	podCheckpoints := podcheckpoint.New(podcheckpoint.Options{
-		Pods: sandboxes, Containers: containers, CRIU: criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
+	w.podCheckpoints = podcheckpoint.New(podcheckpoint.Options{
+		Pods: sandboxes, Containers: containers, CRIU: w.criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
 	}, log.With("component", "podcheckpoint"))
 
 	// Report readiness once at start-up; Status re-checks on every call.
-	if p, err := programs.Probe(ctx); err != nil {
+	if p, err := w.programs.Probe(ctx); err != nil {
 		log.Warn("runtime is not ready", "err", err)
 	} else {
 		log.Info("runtime ready", "runtime", p.Runtime.Path, "runtime_version", p.Runtime.Version, "monitor", p.Monitor.Path, "monitor_version", p.Monitor.Version)
 	}
-	_, _ = network.Network(ctx) // logs what it found
+	_, _ = w.network.Network(ctx) // logs what it found
+	return nil
+}
 
+// startServers starts the streaming and metrics servers, takes the disk
+// reserve, and makes the CRI server and its socket.
+func (w *wiring) startServers(ctx context.Context) error {
+	cfg, log := w.cfg, w.log
 	streams, err := streaming.New(streaming.Options{
 		Address:     net.JoinHostPort(cfg.Streaming.Address, strconv.Itoa(cfg.Streaming.Port)),
 		TLSCert:     cfg.Streaming.TLSCert,
 		TLSKey:      cfg.Streaming.TLSKey,
 		TLSClientCA: cfg.Streaming.TLSClientCA,
 		IdleTimeout: cfg.StreamingIdleTimeout(),
-		Containers:  containers,
-		Pods:        sandboxes,
+		Containers:  w.containers,
+		Pods:        w.sandboxes,
 	}, log.With("component", "streaming"))
 	if err != nil {
 		return err
 	}
+	w.streams = streams
 	go func() {
 		defer safego.Recover(log, "streaming server")
 		if err := streams.Serve(); err != nil {
 			log.Error("streaming server stopped", "err", err)
 		}
 	}()
-	defer streams.Close()
+	w.onClose(func() { streams.Close() })
 
 	stats := metrics.New()
 	if cfg.Metrics.Address != "" {
@@ -244,7 +350,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 				log.Error("metrics server stopped", "err", err)
 			}
 		}()
-		defer ms.Close()
+		w.onClose(func() { ms.Close() })
 		log.Info("serving metrics", "address", "http://"+ms.Addr()+"/metrics")
 	}
 
@@ -259,34 +365,45 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	safego.Go(log, "disk reserve", func() { diskReserve.KeepRestoring(ctx, 5*time.Second) })
 
-	srv := cri.NewServer(cri.Options{
+	// The configuration does not change: Status shows it encoded once.
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("encode the configuration: %w", err)
+	}
+	w.srv = cri.NewServer(cri.Options{
 		Logger:          log,
-		Programs:        programs,
-		Network:         network,
-		Images:          images,
-		Sandboxes:       sandboxes,
-		Containers:      containers,
-		Events:          &lifecycle,
+		Programs:        w.programs,
+		Network:         w.network,
+		Images:          w.images,
+		Sandboxes:       w.sandboxes,
+		Containers:      w.containers,
+		Events:          &w.lifecycle,
 		Streams:         streams,
 		Metrics:         stats,
-		ImageFs:         images,
-		Checkpoint:      criu,
-		PodCheckpoints:  podCheckpoints,
+		ImageFs:         w.images,
+		Checkpoint:      w.criu,
+		PodCheckpoints:  w.podCheckpoints,
 		CgroupDriver:    cfg.CgroupDriver,
-		Handlers:        handlerNames,
-		HandlerFeatures: features,
-		AppArmor:        armor,
+		Handlers:        w.handlerNames,
+		HandlerFeatures: w.features,
+		AppArmor:        w.armor,
 		DiskReserve:     diskReserve,
-		Config:          cfg,
+		Config:          cfgJSON,
 	})
-	lis, err := cri.Listen(cfg.Listen)
-	if err != nil {
+	if w.lis, err = cri.Listen(cfg.Listen); err != nil {
 		return err
 	}
-	log.Info("cri-runtime serving", "version", version.String(), "socket", cfg.Listen, "streaming", streams.Addr(), "root", cfg.Root, "state", cfg.State)
+	return nil
+}
+
+// run serves the CRI until ctx ends, telling systemd when it is ready and
+// stopping; in-flight RPCs get shutdownGrace to finish.
+func (w *wiring) run(ctx context.Context, sd *notifier) error {
+	cfg, log := w.cfg, w.log
+	log.Info("cri-runtime serving", "version", version.String(), "socket", cfg.Listen, "streaming", w.streams.Addr(), "root", cfg.Root, "state", cfg.State)
 
 	served := make(chan error, 1)
-	safego.Go(log, "CRI server", func() { served <- srv.Serve(lis) })
+	safego.Go(log, "CRI server", func() { served <- w.srv.Serve(w.lis) })
 	// The socket accepts from here on: tell systemd (notify.go).
 	sd.notify(sddaemon.SdNotifyReady)
 	stopWatchdog := sd.startWatchdog(ctx)
@@ -300,12 +417,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	sd.notify(sddaemon.SdNotifyStopping)
 	log.Info("shutting down", "grace", shutdownGrace)
 	stopped := make(chan struct{})
-	safego.Go(log, "CRI graceful stop", func() { srv.GracefulStop(); close(stopped) })
+	safego.Go(log, "CRI graceful stop", func() { w.srv.GracefulStop(); close(stopped) })
 	select {
 	case <-stopped:
 	case <-time.After(shutdownGrace):
 		log.Warn("in-flight RPCs did not finish in time; closing them")
-		srv.Stop()
+		w.srv.Stop()
 	}
 	if err := os.Remove(cfg.Listen); err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Warn("remove socket", "err", err)

@@ -16,7 +16,7 @@ import (
 // Errors caused by the request or the image (a missing command, an unknown
 // user, a relative mount path, a bad capability…) wrap
 // errdefs.ErrInvalidArgument. Build keeps no state and is safe to call
-// concurrently, as long as tests do not swap the package hooks meanwhile.
+// concurrently.
 func Build(in Input) (*specs.Spec, error) {
 	if in.Rootfs == "" || !filepath.IsAbs(in.Rootfs) {
 		return nil, fmt.Errorf("container %q: rootfs %q is not an absolute path: %w", in.ID, in.Rootfs, errdefs.ErrInvalidArgument)

@@ -5,18 +5,11 @@ import (
 	"testing"
 )
 
-// The spec tests describe a host that may grant every capability; the
-// daemon's real bounding set is tested below.
-func init() { boundingSet = func() uint64 { return ^uint64(0) } }
-
 func TestGrantableCapabilitiesFollowTheBoundingSet(t *testing.T) {
-	saved := boundingSet
-	defer func() { boundingSet = saved }()
 	const sysResource = 24
-	boundingSet = func() uint64 { return ^uint64(0) &^ (1 << sysResource) }
-
 	for _, sec := range []Security{{Privileged: true}, {CapAdd: []string{"ALL"}}} {
 		in := baseInput(t)
+		in.Host.BoundingSet = ^uint64(0) &^ (1 << sysResource)
 		in.Security = sec
 		caps := mustBuild(t, in).Process.Capabilities
 		if slices.Contains(caps.Bounding, "CAP_SYS_RESOURCE") || slices.Contains(caps.Effective, "CAP_SYS_RESOURCE") {

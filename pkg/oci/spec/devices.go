@@ -15,20 +15,15 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 )
 
-// hostDevices lists the host's device nodes a privileged container gets. It
-// is a variable so tests (and callers wanting a fixed list) can replace it;
-// the default walks /dev.
-var hostDevices = func() ([]specs.LinuxDevice, error) { return walkDevices("/dev") }
-
 // setDevices adds the requested devices to linux.devices and allows them in
 // the devices cgroup, after runtime-tools' deny-all rule.
 //
-// A privileged container instead gets every host device node (hostDevices)
+// A privileged container instead gets every host device node (Host.Devices)
 // and a cgroup rule allowing all devices, as Docker and containerd do; the
 // requested devices are added on top (same path: the request wins).
 func setDevices(g *generate.Generator, in Input) error {
 	if in.Security.Privileged {
-		host, err := hostDevices()
+		host, err := in.Host.devices()
 		if err != nil {
 			return fmt.Errorf("list host devices: %w", err)
 		}

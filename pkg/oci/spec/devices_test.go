@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,7 +84,7 @@ func TestDevices(t *testing.T) {
 	})
 }
 
-// walkDevices is the default hostDevices; check it on the real /dev.
+// walkDevices is what ProbeHost lists devices with; check it on the real /dev.
 func TestWalkDevices(t *testing.T) {
 	devs, err := walkDevices("/dev")
 	if err != nil {
@@ -100,5 +101,20 @@ func TestWalkDevices(t *testing.T) {
 	}
 	if !sawNull {
 		t.Error("/dev/null not listed")
+	}
+}
+
+// A privileged container gets the devices its Host lists, when it is built:
+// none for a Host that lists none, and a listing error fails the build.
+func TestPrivilegedDevicesComeFromTheHost(t *testing.T) {
+	in := baseInput(t)
+	in.Security.Privileged = true
+	in.Host.Devices = nil
+	if s := mustBuild(t, in); len(s.Linux.Devices) != 0 {
+		t.Errorf("devices on a host listing none: %+v", s.Linux.Devices)
+	}
+	in.Host.Devices = func() ([]specs.LinuxDevice, error) { return nil, errors.New("no /dev") }
+	if _, err := Build(in); err == nil || !strings.Contains(err.Error(), "no /dev") {
+		t.Errorf("Build with a failing device listing = %v; want its error", err)
 	}
 }

@@ -29,13 +29,13 @@ video:x:44:bob
 staff:x:50:
 `
 
-// The package's host hook is replaced for the whole test binary: a fixed
-// device list for privileged containers.
 var fakeHostDevices = []specs.LinuxDevice{{Path: "/dev/fakedisk", Type: "b", Major: 8, Minor: 0}}
 
-func TestMain(m *testing.M) {
-	hostDevices = func() ([]specs.LinuxDevice, error) { return slices.Clone(fakeHostDevices), nil }
-	os.Exit(m.Run())
+// testHost is the node the spec tests describe: one that may grant every
+// capability and has a fixed device list for privileged containers.
+var testHost = Host{
+	Devices:     func() ([]specs.LinuxDevice, error) { return slices.Clone(fakeHostDevices), nil },
+	BoundingSet: ^uint64(0),
 }
 
 // loadedProfiles is a node with AppArmor that has these profiles loaded.
@@ -78,6 +78,7 @@ func baseInput(t *testing.T) Input {
 	return Input{
 		ID:             "c1",
 		Hostname:       "pod-a",
+		Host:           testHost,
 		Rootfs:         newRootfs(t),
 		Image:          ImageConfig{Entrypoint: []string{"/bin/app"}, Cmd: []string{"--serve"}},
 		Network:        Namespace{Mode: Pod, Path: "/run/ns/net"},

@@ -32,7 +32,9 @@ var defaultCapabilities = []string{
 }
 
 // knownCapabilities lists every capability the capability library (the
-// one runtime-tools uses) knows, as "CAP_X", in kernel order.
+// one runtime-tools uses) knows, as "CAP_X", in kernel order. It is a fact
+// of the library, not of the host (Host.BoundingSet says what this host
+// grants), so it is computed once and never replaced.
 var knownCapabilities = sync.OnceValue(func() []string {
 	var out []string
 	for _, c := range capability.ListKnown() {
@@ -41,10 +43,9 @@ var knownCapabilities = sync.OnceValue(func() []string {
 	return out
 })
 
-// boundingSet is this process's capability bounding set (CapBnd in
-// /proc/self/status): no container can be given more. A package variable
-// so tests do not depend on the host.
-var boundingSet = sync.OnceValue(func() uint64 {
+// readBoundingSet reads this process's capability bounding set (CapBnd in
+// /proc/self/status); every capability when it cannot be read.
+func readBoundingSet() uint64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return ^uint64(0)
@@ -57,14 +58,14 @@ var boundingSet = sync.OnceValue(func() uint64 {
 		}
 	}
 	return ^uint64(0)
-})
+}
 
 // grantableCapabilities are the known capabilities this host lets us give:
 // what "privileged" and "add ALL" mean. Asking runc for one outside the
 // bounding set (e.g. CAP_SYS_RESOURCE where the daemon lacks it) would make
 // every such container fail to start.
-func grantableCapabilities() []string {
-	bnd := boundingSet()
+func grantableCapabilities(h Host) []string {
+	bnd := h.boundingSet()
 	var out []string
 	for _, c := range capability.ListKnown() {
 		if c < 64 && bnd&(1<<uint(c)) != 0 {
@@ -103,11 +104,11 @@ func setCapabilities(g *generate.Generator, in Input) error {
 
 	var caps []string
 	if in.Security.Privileged {
-		caps = grantableCapabilities()
+		caps = grantableCapabilities(in.Host)
 	} else {
 		caps = slices.Clone(defaultCapabilities)
 		if addAll {
-			caps = grantableCapabilities()
+			caps = grantableCapabilities(in.Host)
 		}
 		if dropAll {
 			caps = nil

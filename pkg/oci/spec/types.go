@@ -5,8 +5,8 @@
 // runtime. The only files it reads are /etc/passwd and /etc/group inside the
 // container's rootfs (resolved without leaving it), Localhost seccomp profiles,
 // and a stat of each mount source and device node the request names. The
-// node's AppArmor comes in the Input; which devices a privileged container
-// gets is a package variable so tests can replace it.
+// node's facts (its AppArmor, device nodes, capability bounding set and
+// cgroup controllers) come in the Input: the package holds no host state.
 //
 // Build is made of small steps, one per file: process.go (argv, env, cwd),
 // identity.go (uid, gids), namespaces.go, mounts.go, devices.go, security.go
@@ -92,6 +92,8 @@ type Input struct {
 	// /dev/shm is bound instead.
 	HostsPath, HostnamePath, ResolvConfPath, ShmPath string
 	Security                                         Security
+	// Host is the node's device nodes and capability bounding set.
+	Host Host
 	// AppArmor is the node's AppArmor; nil on nodes without it.
 	AppArmor  AppArmorHost
 	Resources Resources
