@@ -25,6 +25,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/image"
 	"github.com/cri-runtime/cri-runtime/pkg/metrics"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
+	"github.com/cri-runtime/cri-runtime/pkg/pod"
 	"github.com/cri-runtime/cri-runtime/pkg/podcheckpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/reserve"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
@@ -175,11 +176,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	// runc runs criu from PATH.
 	criu := oci.NewCRIU("criu", log.With("component", "criu"))
+	// Container creations and starts are admitted through the pod's gate,
+	// which the pod coordinator closes while it stops or removes the pod.
+	admission := pod.NewGate(sandboxes)
 	containers, err := container.New(container.Options{
 		Root:           cfg.Root,
 		CgroupDriver:   driver,
 		Images:         images,
-		Pods:           sandboxes,
+		Pods:           admission,
 		Runtimes:       runtimes,
 		DefaultHandler: cfg.Runtime.DefaultHandler(),
 		Events:         &lifecycle,
@@ -192,9 +196,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	sandboxes.SetContainers(containers)
+	pods := pod.New(pod.Options{Pods: sandboxes, Containers: containers, Gate: admission})
 	podCheckpoints := podcheckpoint.New(podcheckpoint.Options{
-		Pods: sandboxes, Containers: containers, CRIU: criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
+		Pods: sandboxes, PodRemover: pods, Containers: containers, CRIU: criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
 	}, log.With("component", "podcheckpoint"))
 
 	// Report readiness once at start-up; Status re-checks on every call.
@@ -258,6 +262,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Network:         network,
 		Images:          images,
 		Sandboxes:       sandboxes,
+		Pods:            pods,
 		Containers:      containers,
 		Events:          &lifecycle,
 		Streams:         streams,

@@ -24,7 +24,11 @@ import (
 type Pods interface {
 	Get(id string) (*sandbox.Sandbox, error)
 	Run(ctx context.Context, cfg sandbox.Config) (*sandbox.Sandbox, error)
-	// Remove stops the pod and removes it with its containers.
+}
+
+// PodRemover stops a pod and removes it with its containers
+// (pod.Coordinator): what a failed restore made goes that way.
+type PodRemover interface {
 	Remove(ctx context.Context, id string) error
 }
 
@@ -46,6 +50,7 @@ var _ Containers = (*container.Service)(nil)
 // Options configure the Service.
 type Options struct {
 	Pods       Pods
+	PodRemover PodRemover
 	Containers Containers
 	// CRIU says whether restore works here (nil: it does not).
 	CRIU CRIU

@@ -187,7 +187,7 @@ func newFixture(t *testing.T, criu CRIU) *fixture {
 	f.ctrs.add("bbbb", podID, "b", container.Running)
 	f.ctrs.add("dddd", podID, "done", container.Exited)
 	f.ctrs.add("eeee", "otherpod", "other", container.Running)
-	f.svc = New(Options{Pods: f.pods, Containers: f.ctrs, CRIU: criu, DefaultHandler: "runc"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.svc = New(Options{Pods: f.pods, PodRemover: f.pods, Containers: f.ctrs, CRIU: criu, DefaultHandler: "runc"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return f
 }
 

@@ -55,14 +55,12 @@ type Manager struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	pods     map[string]*Sandbox      // by ID
-	byKey    map[string]string        // metadata key → ID
-	handover handover.Group           // RunPodSandboxes in flight or unreceived, by metadata key
-	locks    keylock.Locks            // per-pod operation locks
-	gates    map[string]*sync.RWMutex // per-pod container admission (admit.go)
+	pods     map[string]*Sandbox // by ID
+	byKey    map[string]string   // metadata key → ID
+	handover handover.Group      // RunPodSandboxes in flight or unreceived, by metadata key
+	locks    keylock.Locks       // per-pod operation locks
 
-	containers ContainerStopper
-	samples    cgroup.Sampler
+	samples cgroup.Sampler
 }
 
 // New loads the pods recorded under opts.Root. A pod whose namespaces are
