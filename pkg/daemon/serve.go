@@ -198,7 +198,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	pods := pod.New(pod.Options{Pods: sandboxes, Containers: containers, Gate: admission})
 	podCheckpoints := podcheckpoint.New(podcheckpoint.Options{
-		Pods: sandboxes, PodRemover: pods, Containers: containers, CRIU: criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
+		Pods: sandboxes, PodRemover: pods, Gate: admission, Containers: containers, CRIU: criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
 	}, log.With("component", "podcheckpoint"))
 
 	// Report readiness once at start-up; Status re-checks on every call.
