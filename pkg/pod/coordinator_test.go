@@ -28,6 +28,8 @@ type world struct {
 	// stopCtrErr fails StopPodContainers; onStopCtrs runs inside it.
 	stopCtrErr error
 	onStopCtrs func()
+	// removeCtrErr fails RemovePodContainers.
+	removeCtrErr error
 	// leftOver records a pod removed while containers were still there.
 	leftOver []string
 }
@@ -104,6 +106,9 @@ func (f fakeContainers) RemovePodContainers(_ context.Context, podID string) err
 	f.w.note("remove containers")
 	f.w.mu.Lock()
 	defer f.w.mu.Unlock()
+	if f.w.removeCtrErr != nil {
+		return f.w.removeCtrErr
+	}
 	for c, p := range f.w.ctrs {
 		if p == podID {
 			delete(f.w.ctrs, c)
@@ -254,6 +259,34 @@ func TestRemoveAfterFailedStop(t *testing.T) {
 	// And again: the pod is gone, which is success.
 	if err := c.Remove(context.Background(), podID); err != nil {
 		t.Errorf("second removal: %v", err)
+	}
+}
+
+// A container that cannot be removed fails the removal and leaves the pod,
+// stopped, for the retry; its gate stays.
+func TestContainerRemoveFailureKeepsThePod(t *testing.T) {
+	w := newWorld()
+	w.ctrs["c1"] = podID
+	w.removeCtrErr = errors.New("layer busy")
+	c, g := newCoordinator(w)
+	if err := c.Remove(context.Background(), podID); !errors.Is(err, w.removeCtrErr) {
+		t.Fatalf("got %v; want the container's error", err)
+	}
+	if got, want := w.steps(), []string{"stop containers", "stop pod", "remove containers"}; !slices.Equal(got, want) {
+		t.Errorf("steps %q; want %q", got, want)
+	}
+	if st, ok := w.pods[podID]; !ok || st != sandbox.NotReady {
+		t.Errorf("pod is %q (there: %v); want it kept, %s", st, ok, sandbox.NotReady)
+	}
+	if n := g.size(); n != 1 {
+		t.Errorf("%d gates; want the pod's kept", n)
+	}
+	w.removeCtrErr = nil
+	if err := c.Remove(context.Background(), podID); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if len(w.pods) != 0 || len(w.ctrs) != 0 || g.size() != 0 {
+		t.Errorf("after the retry: pods %v, containers %v, %d gates; want none", w.pods, w.ctrs, g.size())
 	}
 }
 
