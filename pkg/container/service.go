@@ -42,11 +42,11 @@ type Images interface {
 	ApplyWritableLayerDiff(id string, diff io.Reader) error
 }
 
-// Pods finds the pod a container belongs to.
+// Pods finds the pod a container belongs to (pod.Gate).
 type Pods interface {
 	Get(id string) (*sandbox.Sandbox, error)
 	// Admit holds off the pod's stop and removal while a container is
-	// created in it, and fails unless the pod is ready (sandbox.Manager).
+	// created or started in it, and fails unless the pod is ready.
 	Admit(id string) (release func(), err error)
 }
 

@@ -11,7 +11,7 @@ import (
 // be forcibly terminated", and stopping an already stopped or unknown pod
 // must succeed (the kubelet retries it).
 func (s *runtimeService) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
-	if err := s.opts.Sandboxes.Stop(ctx, req.GetPodSandboxId()); err != nil {
+	if err := s.opts.Pods.Stop(ctx, req.GetPodSandboxId()); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
@@ -21,7 +21,7 @@ func (s *runtimeService) StopPodSandbox(ctx context.Context, req *runtimeapi.Sto
 // first if it is running; an unknown pod is not an error (api.proto:
 // "returns success if the sandbox has already been removed").
 func (s *runtimeService) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
-	if err := s.opts.Sandboxes.Remove(ctx, req.GetPodSandboxId()); err != nil {
+	if err := s.opts.Pods.Remove(ctx, req.GetPodSandboxId()); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.RemovePodSandboxResponse{}, nil

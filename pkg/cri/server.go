@@ -44,12 +44,17 @@ type ImageStore interface {
 // Sandboxes is the pod sandbox service as the CRI sees it.
 type Sandboxes interface {
 	Run(ctx context.Context, cfg sandbox.Config) (*sandbox.Sandbox, error)
-	Stop(ctx context.Context, id string) error
-	Remove(ctx context.Context, id string) error
 	Get(id string) (*sandbox.Sandbox, error)
 	List(f sandbox.Filter) []*sandbox.Sandbox
 	Stats(id string) (*sandbox.Stats, error)
 	UpdateResources(id string, overhead, resources *sandbox.Resources) error
+}
+
+// Pods is the pod as a whole (pod.Coordinator): the operations that span
+// a pod and its containers.
+type Pods interface {
+	Stop(ctx context.Context, id string) error
+	Remove(ctx context.Context, id string) error
 }
 
 // Containers is the container service as the CRI sees it.
@@ -96,6 +101,7 @@ type Options struct {
 	Network    NetworkSource
 	Images     ImageStore
 	Sandboxes  Sandboxes
+	Pods       Pods // stops and removes pods with their containers
 	Containers Containers
 	Events     EventSource
 	Streams    StreamURLs

@@ -87,8 +87,6 @@ type fakeSandboxes struct{}
 func (fakeSandboxes) Run(context.Context, sandbox.Config) (*sandbox.Sandbox, error) {
 	return &sandbox.Sandbox{ID: strings.Repeat("1", 64), State: sandbox.Ready}, nil
 }
-func (fakeSandboxes) Stop(context.Context, string) error   { return nil }
-func (fakeSandboxes) Remove(context.Context, string) error { return nil }
 func (fakeSandboxes) Get(id string) (*sandbox.Sandbox, error) {
 	return nil, fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
 }
@@ -99,6 +97,12 @@ func (fakeSandboxes) Stats(id string) (*sandbox.Stats, error) {
 func (fakeSandboxes) UpdateResources(id string, _, _ *sandbox.Resources) error {
 	return fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
 }
+
+// fakePods stops and removes nothing: the pods are already gone.
+type fakePods struct{}
+
+func (fakePods) Stop(context.Context, string) error   { return nil }
+func (fakePods) Remove(context.Context, string) error { return nil }
 
 // fakeContainers knows no containers.
 type fakeContainers struct{}
@@ -134,6 +138,7 @@ func (fakeContainers) Checkpoint(_ context.Context, req container.CheckpointRequ
 var (
 	_ Containers    = fakeContainers{}
 	_ Sandboxes     = fakeSandboxes{}
+	_ Pods          = fakePods{}
 	_ ImageStore    = fakeImages{}
 	_ ImageFsUsage  = fakeImages{}
 	_ ProgramProber = fakePrograms{}
@@ -149,6 +154,7 @@ func testOptions() Options {
 		Handlers:     []string{"runc"},
 		Images:       fakeImages{},
 		Sandboxes:    fakeSandboxes{},
+		Pods:         fakePods{},
 		Containers:   fakeContainers{},
 		Events:       &events.Broker{},
 		ImageFs:      fakeImages{},

@@ -28,6 +28,7 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/metrics"
 	"github.com/cri-runtime/cri-runtime/pkg/oci"
 	"github.com/cri-runtime/cri-runtime/pkg/oci/spec"
+	"github.com/cri-runtime/cri-runtime/pkg/pod"
 	"github.com/cri-runtime/cri-runtime/pkg/podcheckpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/reserve"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
@@ -94,6 +95,7 @@ type wiring struct {
 	lifecycle      events.Broker
 	sandboxes      *sandbox.Manager
 	containers     *container.Service
+	pods           *pod.Coordinator
 	podCheckpoints *podcheckpoint.Service
 	armor          appArmorHost // stays a nil interface on nodes without AppArmor
 	// startServers
@@ -276,11 +278,14 @@ func (w *wiring) buildServices(ctx context.Context) error {
 	}
 	// The node's facts the spec builder needs, read once.
 	host := spec.ProbeHost()
+	// Container creations and starts are admitted through the pod's gate,
+	// which the pod coordinator closes while it stops or removes the pod.
+	admission := pod.NewGate(sandboxes)
 	containers, err := container.New(container.Options{
 		Root:           cfg.Root,
 		CgroupDriver:   w.driver,
 		Images:         w.images,
-		Pods:           sandboxes,
+		Pods:           admission,
 		Runtimes:       w.runtimes,
 		DefaultHandler: cfg.Runtime.DefaultHandler(),
 		Events:         &w.lifecycle,
@@ -298,9 +303,9 @@ func (w *wiring) buildServices(ctx context.Context) error {
 		return fmt.Errorf("recover containers: %w", err)
 	}
 	w.containers = containers
-	sandboxes.SetContainers(containers)
+	w.pods = pod.New(pod.Options{Pods: sandboxes, Containers: containers, Gate: admission})
 	w.podCheckpoints = podcheckpoint.New(podcheckpoint.Options{
-		Pods: sandboxes, Containers: containers, CRIU: w.criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
+		Pods: sandboxes, PodRemover: w.pods, Gate: admission, Containers: containers, CRIU: w.criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
 	}, log.With("component", "podcheckpoint"))
 
 	// Report readiness once at start-up; Status re-checks on every call.
@@ -376,6 +381,7 @@ func (w *wiring) startServers(ctx context.Context) error {
 		Network:         w.network,
 		Images:          w.images,
 		Sandboxes:       w.sandboxes,
+		Pods:            w.pods,
 		Containers:      w.containers,
 		Events:          &w.lifecycle,
 		Streams:         streams,

@@ -24,7 +24,11 @@ import (
 type Pods interface {
 	Get(id string) (*sandbox.Sandbox, error)
 	Run(ctx context.Context, cfg sandbox.Config) (*sandbox.Sandbox, error)
-	// Remove stops the pod and removes it with its containers.
+}
+
+// PodRemover stops a pod and removes it with its containers
+// (pod.Coordinator): what a failed restore made goes that way.
+type PodRemover interface {
 	Remove(ctx context.Context, id string) error
 }
 
@@ -43,9 +47,19 @@ type Containers interface {
 
 var _ Containers = (*container.Service)(nil)
 
+// Gate admits work into a ready pod and holds off its stop and removal
+// until released (pod.Gate).
+type Gate interface {
+	Admit(id string) (release func(), err error)
+}
+
 // Options configure the Service.
 type Options struct {
 	Pods       Pods
+	PodRemover PodRemover
+	// Gate keeps the pod from being stopped or removed while its
+	// containers are frozen for a checkpoint.
+	Gate       Gate
 	Containers Containers
 	// CRIU says whether restore works here (nil: it does not).
 	CRIU CRIU
@@ -117,7 +131,7 @@ func (s *Service) Checkpoint(ctx context.Context, req CheckpointRequest) error {
 	defer os.RemoveAll(work)
 
 	start := time.Now()
-	if err := s.dumpFrozen(ctx, ids, work); err != nil {
+	if err := s.dumpAdmitted(ctx, pod.ID, ids, work); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("checkpoint pod %s: not done in time: %v: %w", pod.ID, err, ctx.Err())
 		}
@@ -210,6 +224,19 @@ func (s *Service) checkpointable(ctx context.Context, req CheckpointRequest) (*s
 		}
 	}
 	return pod, out, nil
+}
+
+// dumpAdmitted is dumpFrozen with the pod held: a StopPodSandbox or
+// RemovePodSandbox asked for meanwhile waits until the containers are
+// thawed, rather than killing them frozen, mid-dump. The pod must still
+// be ready (FailedPrecondition when it was stopped since it was checked).
+func (s *Service) dumpAdmitted(ctx context.Context, podID string, cs []*container.Container, work string) error {
+	release, err := s.opts.Gate.Admit(podID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return s.dumpFrozen(ctx, cs, work)
 }
 
 // dumpFrozen pauses every container, dumps each into work/<id>, and

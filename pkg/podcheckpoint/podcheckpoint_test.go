@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -164,6 +165,33 @@ var (
 	_ Containers = (*fakeContainers)(nil)
 )
 
+// fakeGate admits into any pod (unless refuse is set) and notes how many
+// container steps were done when it admitted and when it was released.
+type fakeGate struct {
+	ctrs              *fakeContainers
+	refuse            error
+	admitAt, freedAt  int
+	admitted, release int
+}
+
+func (g *fakeGate) Admit(id string) (func(), error) {
+	if g.refuse != nil {
+		return nil, g.refuse
+	}
+	g.ctrs.mu.Lock()
+	g.admitAt = len(g.ctrs.log)
+	g.ctrs.mu.Unlock()
+	g.admitted++
+	return func() {
+		g.ctrs.mu.Lock()
+		g.freedAt = len(g.ctrs.log)
+		g.ctrs.mu.Unlock()
+		g.release++
+	}, nil
+}
+
+var _ Gate = (*fakeGate)(nil)
+
 type fakeCRIU struct{ err error }
 
 func (f fakeCRIU) Check(context.Context) error { return f.err }
@@ -171,6 +199,7 @@ func (f fakeCRIU) Check(context.Context) error { return f.err }
 type fixture struct {
 	pods *fakePods
 	ctrs *fakeContainers
+	gate *fakeGate
 	svc  *Service
 }
 
@@ -187,7 +216,8 @@ func newFixture(t *testing.T, criu CRIU) *fixture {
 	f.ctrs.add("bbbb", podID, "b", container.Running)
 	f.ctrs.add("dddd", podID, "done", container.Exited)
 	f.ctrs.add("eeee", "otherpod", "other", container.Running)
-	f.svc = New(Options{Pods: f.pods, Containers: f.ctrs, CRIU: criu, DefaultHandler: "runc"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.gate = &fakeGate{ctrs: f.ctrs}
+	f.svc = New(Options{Pods: f.pods, PodRemover: f.pods, Gate: f.gate, Containers: f.ctrs, CRIU: criu, DefaultHandler: "runc"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return f
 }
 
@@ -234,6 +264,35 @@ func TestCheckpointIsOneCut(t *testing.T) {
 	inner := tarMembersOf(t, members["containers/aaaa.tar"])
 	if string(inner["checkpoint/pages-1.img"]) != "memory of a" || inner[checkpoint.ConfigDumpFile] == nil {
 		t.Errorf("container a's archive holds %v", keys(inner))
+	}
+	f.workLeft(t)
+}
+
+// TestCheckpointHoldsThePod: the pod is held (its stop and removal wait)
+// from before the first pause until after the last resume; a pod that
+// can no longer be held (it was stopped) is not checkpointed.
+func TestCheckpointHoldsThePod(t *testing.T) {
+	f := newFixture(t, fakeCRIU{})
+	if err := f.svc.Checkpoint(context.Background(), CheckpointRequest{PodID: podID, OutputDir: t.TempDir(), ContainerIDs: []string{"aaaa", "bbbb"}}); err != nil {
+		t.Fatal(err)
+	}
+	if f.gate.admitted != 1 || f.gate.release != 1 || f.gate.admitAt != 0 || f.gate.freedAt != len(f.ctrs.log) {
+		t.Errorf("gate admitted %d times, released %d, held from step %d to %d of %v; want once, from the first to the last",
+			f.gate.admitted, f.gate.release, f.gate.admitAt, f.gate.freedAt, f.ctrs.log)
+	}
+
+	f = newFixture(t, fakeCRIU{})
+	f.gate.refuse = fmt.Errorf("pod sandbox %s is not ready: %w", podID, errdefs.ErrFailedPrecondition)
+	out := t.TempDir()
+	err := f.svc.Checkpoint(context.Background(), CheckpointRequest{PodID: podID, OutputDir: out, ContainerIDs: []string{"aaaa"}})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("checkpoint of a pod stopped meanwhile: %v; want FailedPrecondition", err)
+	}
+	if len(f.ctrs.log) != 0 {
+		t.Errorf("steps %v; want none", f.ctrs.log)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("output directory holds %v; want nothing", entries)
 	}
 	f.workLeft(t)
 }

@@ -111,7 +111,7 @@ func (s *Service) Restore(ctx context.Context, req RestoreRequest) (_ *Restored,
 		// its own, since the request's may have run out.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if err := s.opts.Pods.Remove(rctx, sb.ID); err != nil {
+		if err := s.opts.PodRemover.Remove(rctx, sb.ID); err != nil {
 			s.log.Error("remove the pod of a failed restore", "pod", sb.ID, "err", err)
 		}
 	}()

@@ -16,20 +16,9 @@ import (
 	"github.com/cri-runtime/cri-runtime/pkg/index"
 )
 
-// ContainerStopper stops (and, for removal, removes) a pod's containers
-// before the pod's own resources go.
-type ContainerStopper interface {
-	StopPodContainers(ctx context.Context, podID string) error
-	RemovePodContainers(ctx context.Context, podID string) error
-}
-
-// SetContainers connects the container service, whose containers must stop
-// before their pod does. Call it once, before serving.
-func (m *Manager) SetContainers(c ContainerStopper) { m.containers = c }
-
-// Stop stops the pod's containers, then detaches its network and marks it
-// NotReady. Stopping a stopped or unknown pod succeeds: the CRI makes Stop
-// idempotent.
+// Stop detaches the pod's network and marks it NotReady. Its containers
+// are not this package's: pod.Coordinator stops them first. Stopping a
+// stopped or unknown pod succeeds: the CRI makes Stop idempotent.
 func (m *Manager) Stop(ctx context.Context, id string) error {
 	sb, err := m.Get(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
@@ -39,7 +28,6 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		return err
 	}
 	defer m.lock(sb.ID)()
-	defer m.exclude(sb.ID)()
 	return m.stopLocked(ctx, sb.ID)
 }
 
@@ -48,12 +36,6 @@ func (m *Manager) stopLocked(ctx context.Context, id string) error {
 	if err != nil {
 		return nil
 	}
-	if m.containers != nil {
-		if err := m.containers.StopPodContainers(ctx, id); err != nil {
-			return fmt.Errorf("stop containers of pod %s: %w", id, err)
-		}
-	}
-	crashpoint.Hit("pod-stop:containers")
 	wasReady := sb.State == Ready
 	if wasReady {
 		// Write-ahead: NotReady and not yet detached, so that a crash
@@ -93,9 +75,10 @@ func (m *Manager) detach(ctx context.Context, sb *Sandbox) error {
 	return err
 }
 
-// Remove stops the pod if needed, removes its containers, and deletes
-// everything it had: namespace pins, files, /dev/shm, the cgroup we made,
-// its record. Removing an unknown pod succeeds.
+// Remove stops the pod if needed and deletes everything it had: namespace
+// pins, files, /dev/shm, the cgroup we made, its record. Its containers
+// must be gone (pod.Coordinator removes them first). Removing an unknown
+// pod succeeds.
 func (m *Manager) Remove(ctx context.Context, id string) error {
 	sb, err := m.Get(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
@@ -106,14 +89,8 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	}
 	id = sb.ID
 	defer m.lock(id)()
-	defer m.exclude(id)()
 	if err := m.stopLocked(ctx, id); err != nil {
 		return err
-	}
-	if m.containers != nil {
-		if err := m.containers.RemovePodContainers(ctx, id); err != nil {
-			return fmt.Errorf("remove containers of pod %s: %w", id, err)
-		}
 	}
 	// Write-ahead: from here a crash leaves a pod the start-up removes.
 	sb, err = m.store.Update(id, func(sb *Sandbox) error { sb.Removing = true; return nil })
@@ -160,7 +137,6 @@ func (m *Manager) removeLocked(sb *Sandbox) error {
 	}
 	m.samples.Forget(sb.CgroupParent)
 	m.mu.Lock()
-	delete(m.gates, id)
 	key := sb.Config.Metadata.key()
 	named := m.byKey[key] == id
 	if named {

@@ -60,13 +60,11 @@ type Manager struct {
 	store *store.Store[Sandbox, State]
 
 	mu       sync.Mutex
-	byKey    map[string]string        // metadata key → ID
-	handover handover.Group           // RunPodSandboxes in flight or unreceived, by metadata key
-	locks    keylock.Locks            // per-pod operation locks
-	gates    map[string]*sync.RWMutex // per-pod container admission (admit.go)
+	byKey    map[string]string // metadata key → ID
+	handover handover.Group    // RunPodSandboxes in flight or unreceived, by metadata key
+	locks    keylock.Locks     // per-pod operation locks
 
-	containers ContainerStopper
-	samples    cgroup.Sampler
+	samples cgroup.Sampler
 }
 
 // New loads the pods recorded under opts.Root. It changes nothing: Recover
