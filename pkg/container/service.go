@@ -126,6 +126,9 @@ type Service struct {
 	// record an exit).
 	persist keylock.Locks
 	samples cgroup.Sampler // CPU samples, for usage rates
+	// removing holds the removals whose runc container, writable layer
+	// or record are still being deleted (removal.go).
+	removing removals
 	// warned holds the missing controllers already logged, once each.
 	warned sync.Map
 }

@@ -193,6 +193,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	sandboxes.SetContainers(containers)
+	images.SetLayerRemovals(containers)
 	podCheckpoints := podcheckpoint.New(podcheckpoint.Options{
 		Pods: sandboxes, Containers: containers, CRIU: criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
 	}, log.With("component", "podcheckpoint"))
@@ -300,6 +301,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Warn("in-flight RPCs did not finish in time; closing them")
 		srv.Stop()
 	}
+	// Container removals still deleting layers in the background finish
+	// before the store closes (a restart would finish them otherwise).
+	wctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	if err := containers.WaitLayerRemovals(wctx); err != nil {
+		log.Warn("container removals left to the next start", "err", err)
+	}
+	cancel()
 	if err := os.Remove(cfg.Listen); err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Warn("remove socket", "err", err)
 	}
