@@ -128,9 +128,17 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 		sys: &types.SystemContext{
 			SystemRegistriesConfPath: opts.RegistriesConf,
 			SignaturePolicyPath:      opts.SignaturePolicy,
-			// Keep everything containers/image writes under our own root.
+			// Keep everything containers/image writes under our own
+			// directories. The blob info cache (which compressed blob is
+			// which uncompressed layer) is an SQLite database that syncs
+			// every transaction: tens of fsyncs per pull, a good part of
+			// a small image's pull on a node's disk. It is only a cache —
+			// the store itself records each layer's compressed and
+			// uncompressed digests, which is what finds a layer to reuse —
+			// so it lives in the volatile state (tmpfs on a node, where a
+			// sync costs nothing) and a reboot empties it.
 			BigFilesTemporaryDir:    tmp,
-			BlobInfoCacheDir:        filepath.Join(opts.Root, "cache"),
+			BlobInfoCacheDir:        filepath.Join(opts.State, "cache"),
 			DockerRegistryUserAgent: "cri-runtime/" + version.String(),
 			// There is never a terminal to ask which registry a short name
 			// means: try the search registries in order, record nothing.
@@ -142,6 +150,10 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 	s.download = s.pull
 	if err := os.MkdirAll(s.sys.BlobInfoCacheDir, 0o700); err != nil {
 		return nil, err
+	}
+	// Where the cache was kept before it moved to the state.
+	if err := os.RemoveAll(filepath.Join(opts.Root, "cache")); err != nil {
+		log.Warn("remove the old blob info cache", "err", err)
 	}
 	if _, err := s.policy(); err != nil {
 		store.Shutdown(false)
