@@ -312,10 +312,17 @@ func (s *subject) execSync(t *testing.T, n int) {
 
 func (s *subject) runPod(t *testing.T, name string, pid runtimeapi.NamespaceMode) (string, *runtimeapi.PodSandboxConfig) {
 	t.Helper()
+	return s.runPodIn(t, name, pid, "")
+}
+
+// runPodIn runs a pod; a cgroupParent not "" is the pod's cgroup under which
+// the runtime puts its containers, as the kubelet gives every pod.
+func (s *subject) runPodIn(t *testing.T, name string, pid runtimeapi.NamespaceMode, cgroupParent string) (string, *runtimeapi.PodSandboxConfig) {
+	t.Helper()
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: fmt.Sprintf("%s-%d", name, time.Now().UnixNano())},
 		LogDirectory: filepath.Join(s.dir, "podlogs", name),
-		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: cgroupParent, SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: pid},
 		}},
 	}

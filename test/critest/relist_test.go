@@ -3,7 +3,9 @@ package critest
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,14 +49,17 @@ func relistParams(t *testing.T) (pods int, period time.Duration) {
 	return pods, time.Duration(envInt(t, "RELIST_SECONDS", 30)) * time.Second
 }
 
-// startRelistPods runs n pods of one sleeping container each and returns
-// their IDs.
+// startRelistPods runs n pods of one sleeping container each, each in a
+// cgroup of its own as the kubelet makes them (containerd's pod stats need
+// one), and returns their IDs. The cgroups are removed when the test ends.
 func (s *subject) startRelistPods(t *testing.T, n int) []string {
 	t.Helper()
 	start := time.Now()
+	top := fmt.Sprintf("crirt-relist-%s-%d", s.name, os.Getpid())
+	t.Cleanup(func() { removeCgroups(t, top) })
 	pods := make([]string, 0, n)
 	for i := 0; i < n; i++ {
-		pod, cfg := s.runPod(t, fmt.Sprintf("relist-%d", i), runtimeapi.NamespaceMode_CONTAINER)
+		pod, cfg := s.runPodIn(t, fmt.Sprintf("relist-%d", i), runtimeapi.NamespaceMode_CONTAINER, fmt.Sprintf("/%s/pod%d", top, i))
 		pods = append(pods, pod)
 		s.runContainer(t, pod, cfg, "c")
 	}
@@ -175,4 +180,38 @@ func medianF(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// removeCgroups removes the cgroup directory top, deepest first, in every
+// hierarchy under /sys/fs/cgroup (what is still in use stays, and is logged).
+func removeCgroups(t *testing.T, top string) {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + top)
+	if v2 := filepath.Join("/sys/fs/cgroup", top); exists(v2) {
+		roots = append(roots, v2)
+	}
+	seen := map[string]bool{}
+	for _, root := range roots {
+		if real, err := filepath.EvalSymlinks(root); err != nil || seen[real] {
+			continue // cpu and cpuacct name one hierarchy
+		} else {
+			seen[real] = true
+		}
+		var dirs []string
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := os.Remove(dirs[i]); err != nil {
+				t.Logf("remove cgroup %s: %v", dirs[i], err)
+			}
+		}
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
