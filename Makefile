@@ -145,10 +145,12 @@ $(CONTAINERD_SHIM): hack/bench/go.mod hack/bench/go.sum
 	cd hack/bench && CGO_ENABLED=0 $(GO) build -o $(abspath $@) github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 
 # Our daemon and containerd side by side in one run (not in CI): critest
-# -benchmark against each in turn (A B A B), ExecSync and per-pod memory, as a
-# markdown table of medians and ratios (README, Benchmarks). It holds
-# /tmp/e2e.lock for the whole run: do not wrap it in flock yourself.
-# BENCH_ROUNDS, BENCH_SAMPLES and BENCH_OUT (a file for the table) tune it.
+# -benchmark against each in turn (A B A B), ExecSync, per-pod memory and the
+# relist load (the daemons' CPU time with RELIST_PODS pods relisted every
+# second), as markdown tables of medians and ratios (README, Benchmarks). It
+# holds /tmp/e2e.lock for the whole run: do not wrap it in flock yourself.
+# BENCH_ROUNDS, BENCH_SAMPLES, BENCH_OUT (a file for the table), RELIST_PODS
+# (0: no relist load) and RELIST_SECONDS tune it.
 bench-compare: build tools containerd
 	$(GO) test -tags "$(TAGS)" -c -o bin/critest-compare.test ./test/critest/
 	cd test/critest && flock /tmp/e2e.lock env CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRITEST_BINARY=$(abspath $(CRITEST)) \

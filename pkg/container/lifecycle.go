@@ -226,8 +226,11 @@ func (s *Service) stopLocked(ctx context.Context, id string, timeout time.Durati
 	return err
 }
 
-// Remove deletes the container, killing it first if it runs, with its
-// writable layer and record. Removing an unknown container succeeds.
+// Remove deletes the container, killing it first if it runs. Removing an
+// unknown container succeeds. It returns once the container is marked
+// removed and gone from List and Get; its runc container, writable layer
+// and record are deleted in the background (removal.go), and what needs
+// them gone waits for that (WaitRemovals).
 func (s *Service) Remove(ctx context.Context, id string) error {
 	c, err := s.Get(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
@@ -242,40 +245,31 @@ func (s *Service) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	// Write-ahead: from here a crash leaves a container the start-up removes.
-	if _, err := s.update(id, func(c *Container) error { c.Removing = true; return nil }); err != nil {
+	c, err = s.update(id, func(c *Container) error { c.Removing = true; return nil })
+	if err != nil {
 		return err
 	}
 	crashpoint.Hit("ctr-remove:marked")
-	if err := s.runtimeOf(c).Delete(ctx, id); err != nil {
-		return fmt.Errorf("remove container %s: %w", id, err)
-	}
-	crashpoint.Hit("ctr-remove:deleted")
-	if err := s.opts.Images.RemoveWritableLayer(id); err != nil {
-		return err
-	}
-	s.unmountImageVolumes(c.Mounts)
-	if err := s.forget(c); err != nil {
-		return err
-	}
+	s.removeLater(c)
 	s.opts.Events.Publish(events.Event{Type: events.Deleted, ContainerID: id, PodID: c.PodID})
 	s.log.Info("container removed", "container", id)
+	if s.lowOnSpace() { // the caller wants the space now (removal.go)
+		return s.waitRemovals(ctx, func(r *Container) bool { return r.ID == id })
+	}
 	return nil
 }
 
-// forget deletes the container's record and drops it from memory
-// (store.Delete: an update racing with it either lands before, and is
-// deleted, or finds the container gone), then frees its name.
-func (s *Service) forget(c *Container) error {
-	if err := s.store.Delete(c.ID); err != nil {
-		return err
-	}
+// forget drops the container from memory (store.Drop: an update racing
+// with it either lands before or finds the container gone) and frees its
+// name. Its record on disk stays until the background removal deletes it.
+func (s *Service) forget(c *Container) {
+	s.store.Drop(c.ID)
 	s.dropName(c)
 	// Not under s.mu: handover.Do holds its own lock while it asks (taken)
 	// under s.mu whether the name is in use; the other order deadlocks.
 	s.handover.Forget(c.nameKey())
 	s.locks.Forget(c.ID)
 	s.samples.Forget(c.CgroupPath)
-	return nil
 }
 
 // Filter selects containers for List; zero fields match all.
@@ -321,14 +315,15 @@ func (s *Service) StopPodContainers(ctx context.Context, podID string) error {
 	return nil
 }
 
-// RemovePodContainers removes all of the pod's containers.
+// RemovePodContainers removes all of the pod's containers, and returns
+// once nothing of them is left: the pod's own removal comes next.
 func (s *Service) RemovePodContainers(ctx context.Context, podID string) error {
 	for _, c := range s.List(Filter{PodID: podID}) {
 		if err := s.Remove(ctx, c.ID); err != nil {
 			return err
 		}
 	}
-	return nil
+	return s.WaitRemovals(ctx, podID)
 }
 
 func readTrim(path string) (string, error) {

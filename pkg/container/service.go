@@ -132,6 +132,9 @@ type Service struct {
 	// stopping holds the containers a stop is killing: an exec that fails
 	// under such a stop failed because of it (exec.go, notRunning).
 	stopping sync.Map
+	// removing holds the removals whose runc container, writable layer
+	// or record are still being deleted (removal.go).
+	removing removals
 	// warned holds the missing controllers already logged, once each.
 	warned sync.Map
 }

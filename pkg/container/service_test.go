@@ -37,6 +37,10 @@ type fakeImages struct {
 	dir     string           // what an image volume's mount looks like
 	// checkpointImage: "checkpoint-image" is a checkpoint image.
 	checkpointImage bool
+	// removeGate, when set, holds RemoveWritableLayer until it is closed;
+	// removeErr is what RemoveWritableLayer fails with, if set.
+	removeGate chan struct{}
+	removeErr  error
 }
 
 func (f *fakeImages) Status(_ context.Context, ref string) (*image.Image, error) {
@@ -61,7 +65,16 @@ func (f *fakeImages) CreateWritableLayer(id, _ string, _ image.ID, _ *image.IDMa
 
 func (f *fakeImages) RemoveWritableLayer(id string) error {
 	f.mu.Lock()
+	gate := f.removeGate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.removeErr != nil {
+		return f.removeErr
+	}
 	delete(f.layers, id)
 	return nil
 }
@@ -410,6 +423,9 @@ func TestImageVolumes(t *testing.T) {
 	}
 
 	if err := s.Remove(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitRemovals(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
 	if f.images.mounts[img] != 0 {

@@ -303,6 +303,8 @@ func (w *wiring) buildServices(ctx context.Context) error {
 		return fmt.Errorf("recover containers: %w", err)
 	}
 	w.containers = containers
+	// An image goes only once the layers of removed containers are gone.
+	w.images.SetLayerRemovals(containers)
 	w.pods = pod.New(pod.Options{Pods: sandboxes, Containers: containers, Gate: admission})
 	w.podCheckpoints = podcheckpoint.New(podcheckpoint.Options{
 		Pods: sandboxes, PodRemover: w.pods, Gate: admission, Containers: containers, CRIU: w.criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
@@ -430,6 +432,13 @@ func (w *wiring) run(ctx context.Context, sd *notifier) error {
 		log.Warn("in-flight RPCs did not finish in time; closing them")
 		w.srv.Stop()
 	}
+	// Container removals still deleting layers in the background finish
+	// before the store closes (a restart would finish them otherwise).
+	wctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	if err := w.containers.WaitLayerRemovals(wctx); err != nil {
+		log.Warn("container removals left to the next start", "err", err)
+	}
+	cancel()
 	if err := os.Remove(cfg.Listen); err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Warn("remove socket", "err", err)
 	}

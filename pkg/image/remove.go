@@ -20,14 +20,21 @@ import (
 // Remove deletes the image ref names, with all of its tags. An image that
 // is not there is not an error (the CRI makes removal idempotent). An image
 // that containers were made from is kept, and the error names them: their
-// writable layers stand on its layers.
-func (s *Service) Remove(_ context.Context, ref string) error {
+// writable layers stand on its layers. Removals of containers under way
+// are waited for first: a container the kubelet has removed does not hold
+// its image.
+func (s *Service) Remove(ctx context.Context, ref string) error {
 	img, err := s.lookup(ref)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if s.layerRemovals != nil {
+		if err := s.layerRemovals.WaitLayerRemovals(ctx); err != nil {
+			return fmt.Errorf("remove image %s: %w", ref, err)
+		}
 	}
 	if users, err := s.containersOf(img.ID); err != nil {
 		return err

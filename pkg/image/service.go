@@ -58,7 +58,26 @@ type Service struct {
 	details   map[ID]*details
 
 	warnNoPolicy sync.Once
+
+	// layerRemovals: the writable layers being removed in the background
+	// (SetLayerRemovals); nil until set.
+	layerRemovals LayerRemovals
 }
+
+// LayerRemovals are the removals of writable layers (and the image
+// volumes' mounts released with them) that run after RemoveContainer
+// returned (pkg/container).
+type LayerRemovals interface {
+	// WaitLayerRemovals returns once those under way are done.
+	WaitLayerRemovals(ctx context.Context) error
+}
+
+// SetLayerRemovals tells the service who removes writable layers in the
+// background, for Remove to wait for them: an image whose last container
+// was just removed is then no longer in use. Call it before the service
+// is used (the daemon's wiring; the container service is built after the
+// image service it needs).
+func (s *Service) SetLayerRemovals(r LayerRemovals) { s.layerRemovals = r }
 
 // Open opens (creating if needed) the image store under opts.Root.
 func Open(opts Options, log *slog.Logger) (*Service, error) {
@@ -109,9 +128,17 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 		sys: &types.SystemContext{
 			SystemRegistriesConfPath: opts.RegistriesConf,
 			SignaturePolicyPath:      opts.SignaturePolicy,
-			// Keep everything containers/image writes under our own root.
+			// Keep everything containers/image writes under our own
+			// directories. The blob info cache (which compressed blob is
+			// which uncompressed layer) is an SQLite database that syncs
+			// every transaction: tens of fsyncs per pull, a good part of
+			// a small image's pull on a node's disk. It is only a cache —
+			// the store itself records each layer's compressed and
+			// uncompressed digests, which is what finds a layer to reuse —
+			// so it lives in the volatile state (tmpfs on a node, where a
+			// sync costs nothing) and a reboot empties it.
 			BigFilesTemporaryDir:    tmp,
-			BlobInfoCacheDir:        filepath.Join(opts.Root, "cache"),
+			BlobInfoCacheDir:        filepath.Join(opts.State, "cache"),
 			DockerRegistryUserAgent: "cri-runtime/" + version.String(),
 			// There is never a terminal to ask which registry a short name
 			// means: try the search registries in order, record nothing.
@@ -123,6 +150,10 @@ func Open(opts Options, log *slog.Logger) (*Service, error) {
 	s.download = s.pull
 	if err := os.MkdirAll(s.sys.BlobInfoCacheDir, 0o700); err != nil {
 		return nil, err
+	}
+	// Where the cache was kept before it moved to the state.
+	if err := os.RemoveAll(filepath.Join(opts.Root, "cache")); err != nil {
+		log.Warn("remove the old blob info cache", "err", err)
 	}
 	if _, err := s.policy(); err != nil {
 		store.Shutdown(false)

@@ -162,3 +162,12 @@ func TestRemoveRefusesAnImageInUse(t *testing.T) {
 		t.Fatalf("Remove of a removed image = %v; want success (idempotent)", err)
 	}
 }
+
+// The blob info cache is volatile: it syncs every transaction, and it is
+// only a cache (the store records what finds a layer to reuse).
+func TestBlobInfoCacheIsInTheState(t *testing.T) {
+	s := openTestService(t)
+	if !strings.HasPrefix(s.sys.BlobInfoCacheDir, s.opts.State+"/") {
+		t.Errorf("blob info cache in %s; want it under the state %s", s.sys.BlobInfoCacheDir, s.opts.State)
+	}
+}

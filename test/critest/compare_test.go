@@ -28,7 +28,9 @@ import (
 // one test registry. Speed is reported, never asserted.
 //
 // BENCH_ROUNDS (2) rounds of BENCH_SAMPLES (30) samples per operation each; BENCH_OUT names
-// a file the table is also written to.
+// a file the table is also written to. Then the relist load (relist_test.go): RELIST_PODS
+// (100; 0 for none) pods on each, the kubelet's relist every second for RELIST_SECONDS (30)
+// per round, the daemons' CPU time per minute.
 func TestCompareContainerd(t *testing.T) {
 	ctrdBin, shim := os.Getenv("CONTAINERD_BINARY"), os.Getenv("CONTAINERD_SHIM_BINARY")
 	critest := os.Getenv("CRITEST_BINARY")
@@ -39,6 +41,7 @@ func TestCompareContainerd(t *testing.T) {
 		t.Skip("the comparison runs both runtimes for real and needs root")
 	}
 	rounds, samples := envInt(t, "BENCH_ROUNDS", 2), envInt(t, "BENCH_SAMPLES", 30)
+	relistPods, relistFor := relistParams(t)
 	runc, err := exec.LookPath("runc")
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +121,29 @@ func TestCompareContainerd(t *testing.T) {
 		}
 	}
 
+	if relistPods > 0 {
+		// Both nodes full at once, the load on each in turn (relist_test.go).
+		podsOf := map[*subject][]string{}
+		for _, s := range subjects {
+			podsOf[s] = s.startRelistPods(t, relistPods)
+			s.relist(t, ctx) // warm: neither pays for a first call's set-up in a period
+		}
+		for r := 0; r < rounds; r++ {
+			for _, s := range subjects {
+				s.relistPeriod(t, relistFor)
+			}
+		}
+		for _, s := range subjects {
+			for _, pod := range podsOf[s] {
+				s.removePod(t, pod)
+			}
+		}
+	}
+
 	table := compareTable(subjects[0], subjects[1], rounds, samples)
+	if relistPods > 0 {
+		table += relistTable(subjects[0], subjects[1], relistPods, relistFor, rounds)
+	}
 	fmt.Println(table)
 	if out := os.Getenv("BENCH_OUT"); out != "" {
 		if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
@@ -138,6 +163,7 @@ type subject struct {
 	img               internalapi.ImageManagerService
 	samples           map[string][]time.Duration // operation → durations
 	pss               map[string]float64         // PID mode → kB per pod
+	relistRes         relistResult
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -286,10 +312,17 @@ func (s *subject) execSync(t *testing.T, n int) {
 
 func (s *subject) runPod(t *testing.T, name string, pid runtimeapi.NamespaceMode) (string, *runtimeapi.PodSandboxConfig) {
 	t.Helper()
+	return s.runPodIn(t, name, pid, "")
+}
+
+// runPodIn runs a pod; a cgroupParent not "" is the pod's cgroup under which
+// the runtime puts its containers, as the kubelet gives every pod.
+func (s *subject) runPodIn(t *testing.T, name string, pid runtimeapi.NamespaceMode, cgroupParent string) (string, *runtimeapi.PodSandboxConfig) {
+	t.Helper()
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "bench", Uid: fmt.Sprintf("%s-%d", name, time.Now().UnixNano())},
 		LogDirectory: filepath.Join(s.dir, "podlogs", name),
-		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+		Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: cgroupParent, SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: pid},
 		}},
 	}

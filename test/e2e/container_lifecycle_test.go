@@ -110,9 +110,10 @@ func TestContainerStop(t *testing.T) {
 	})
 }
 
-// checkCtrGone checks that a removed container is unknown, unlisted and has
-// no storage: neither its entry in the store nor its directories, nor the
-// writable layer it had (sc, taken before removal).
+// checkCtrGone checks that a removed container is unknown and unlisted at
+// once, and soon has no storage: neither its entry in the store nor its
+// directories, nor the writable layer it had (sc, taken before removal).
+// The daemon deletes those after RemoveContainer returns.
 func checkCtrGone(t *testing.T, d *framework.Daemon, id string, sc *framework.StorageContainer) {
 	t.Helper()
 	if _, err := d.Runtime.ContainerStatus(ctxT(t), id, false); !isNotFound(err) {
@@ -121,17 +122,24 @@ func checkCtrGone(t *testing.T, d *framework.Daemon, id string, sc *framework.St
 	if got := d.ListCtrIDs(t, &runtimeapi.ContainerFilter{Id: id}); len(got) != 0 {
 		t.Errorf("removed container %s is still listed", id)
 	}
-	if slices.Contains(storageIDs(t, d), id) {
-		t.Errorf("storage container %s left after removal", id)
-	}
 	layer := ""
 	if sc != nil {
 		layer = sc.Layer
 	}
-	for _, p := range d.StorageContainerPaths(id, layer) {
-		if exists(p) {
-			t.Errorf("%s left after removal", p)
+	left := func() []string {
+		var out []string
+		if slices.Contains(storageIDs(t, d), id) {
+			out = append(out, "storage container "+id)
 		}
+		for _, p := range d.StorageContainerPaths(id, layer) {
+			if exists(p) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	if !eventually(30*time.Second, func() bool { return len(left()) == 0 }) {
+		t.Errorf("left after removal: %v", left())
 	}
 }
 
@@ -170,11 +178,70 @@ func TestContainerRemove(t *testing.T) {
 	if err := d.Runtime.RemoveContainer(ctxT(t), strings.Repeat("ef", 32)); err != nil {
 		t.Errorf("RemoveContainer(unknown) = %v; want success", err)
 	}
+	if err := d.Images.RemoveImage(ctxT(t), spec(bb.id)); err != nil {
+		t.Errorf("RemoveImage once no container uses it: %v", err)
+	}
 	if ids := storageIDs(t, d); len(ids) != 0 {
 		t.Errorf("storage containers left after removing them all: %v", ids)
 	}
+}
+
+// TestContainerRemoveInBackground: RemoveContainer returns before the
+// container's writable layer is deleted (the test build stalls that half
+// here, after "runc delete"), and what needs the layer gone waits for it
+// instead of failing or leaving it: RemoveImage of the container's image
+// succeeds at once, and RemovePodSandbox leaves no storage. A container
+// of the same name is made meanwhile.
+func TestContainerRemoveInBackground(t *testing.T) {
+	t.Parallel()
+	needCrashPoints(t)
+	d := framework.NewDaemon(t, framework.Options{Binary: binaryFor(t), Args: []string{"--registries-conf", registriesConf}})
+	d.Env = []string{"CRI_RUNTIME_STALL_AT=ctr-remove:deleted=3s"}
+	if err := d.Start(); err != nil {
+		t.Fatalf("start: %v\n%s", err, d.Logs())
+	}
+	cleanupPods(t, d)
+	bb := factsOf(t, framework.BusyboxImage)
+	pull(t, d, framework.BusyboxImage, bb)
+	pod, podCfg := ctrPod(t, d, "remove-bg")
+
+	first := runCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))
+	if err := d.Runtime.RemoveContainer(ctxT(t), first); err != nil {
+		t.Fatalf("RemoveContainer: %v", err)
+	}
+	if _, err := d.Runtime.ContainerStatus(ctxT(t), first, false); !isNotFound(err) {
+		t.Errorf("ContainerStatus after RemoveContainer = %v; want NotFound at once", err)
+	}
+	if got := d.ListCtrIDs(t, nil); len(got) != 0 {
+		t.Errorf("containers listed after RemoveContainer: %v; want none at once", got)
+	}
+	// The image's last container is removed: the image is free, although
+	// the writable layer on it is still being deleted.
 	if err := d.Images.RemoveImage(ctxT(t), spec(bb.id)); err != nil {
-		t.Errorf("RemoveImage once no container uses it: %v", err)
+		t.Errorf("RemoveImage right after RemoveContainer of its only container = %v; want success", err)
+	}
+	if ids := storageIDs(t, d); len(ids) != 0 {
+		t.Errorf("storage containers after RemoveImage: %v; want none", ids)
+	}
+
+	pull(t, d, framework.BusyboxImage, bb)
+	second := runCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))
+	if err := d.Runtime.RemoveContainer(ctxT(t), second); err != nil {
+		t.Fatalf("RemoveContainer: %v", err)
+	}
+	// Its name is free while its layer goes.
+	third := createCtr(t, d, pod, podCfg, shCfg("main", "exec sleep 1000"))
+	if third == second {
+		t.Fatalf("the new container got the removed one's ID %s", second)
+	}
+	if err := d.Runtime.StopPodSandbox(ctxT(t), pod); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Runtime.RemovePodSandbox(ctxT(t), pod); err != nil {
+		t.Fatalf("RemovePodSandbox right after RemoveContainer: %v", err)
+	}
+	if ids := storageIDs(t, d); len(ids) != 0 {
+		t.Errorf("storage containers after RemovePodSandbox: %v; want none", ids)
 	}
 }
 
@@ -353,8 +420,8 @@ func TestContainerCreateFailures(t *testing.T) {
 	if got := d.ListCtrIDs(t, nil); len(got) != 0 {
 		t.Errorf("containers listed after failed creates: %v", got)
 	}
-	if ids := storageIDs(t, d); len(ids) != 0 {
-		t.Errorf("storage containers left by failed creates: %v", ids)
+	if !eventually(30*time.Second, func() bool { return len(storageIDs(t, d)) == 0 }) { // removals finish in the background
+		t.Errorf("storage containers left by failed creates: %v", storageIDs(t, d))
 	}
 	// (containers/storage bind-mounts its driver's home on itself; that one stays.)
 	for _, m := range mountsUnder(t, filepath.Join(d.Root, "storage")) {

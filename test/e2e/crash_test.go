@@ -165,7 +165,15 @@ func TestCrashConsistency(t *testing.T) {
 			},
 		},
 		{point: "ctr-remove:marked", prepare: func(t *testing.T, s *crashState) { runPodFor(t, s); createFor(t, s); startFor(t, s) }, op: func(s *crashState) error { return d.Runtime.RemoveContainer(ctxT(t), s.ctr) }},
-		{point: "ctr-remove:deleted", prepare: func(t *testing.T, s *crashState) { runPodFor(t, s); createFor(t, s); startFor(t, s) }, op: func(s *crashState) error { return d.Runtime.RemoveContainer(ctxT(t), s.ctr) }},
+		// After "runc delete", in the removal's background half: the
+		// RemoveContainer has returned, and the pod's removal, which waits
+		// for that half, meets the crash.
+		{point: "ctr-remove:deleted", prepare: func(t *testing.T, s *crashState) { runPodFor(t, s); createFor(t, s); startFor(t, s) }, op: func(s *crashState) error {
+			if err := d.Runtime.RemoveContainer(ctxT(t), s.ctr); err != nil {
+				return err
+			}
+			return d.Runtime.RemovePodSandbox(ctxT(t), s.pod)
+		}},
 		{point: "pod-remove:marked", prepare: func(t *testing.T, s *crashState) { runPodFor(t, s); createFor(t, s); startFor(t, s) }, op: func(s *crashState) error { return d.Runtime.RemovePodSandbox(ctxT(t), s.pod) }},
 		{point: "pod-remove:unpinned", prepare: func(t *testing.T, s *crashState) { runPodFor(t, s); createFor(t, s); startFor(t, s) }, op: func(s *crashState) error { return d.Runtime.RemovePodSandbox(ctxT(t), s.pod) }},
 	} {

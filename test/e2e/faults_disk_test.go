@@ -305,8 +305,13 @@ func TestFullDiskAtEachStep(t *testing.T) {
 			if _, err := d.Runtime.ContainerStatus(ctxT(t), id, false); !isNotFound(err) {
 				t.Errorf("ContainerStatus after the removal: %v; want NotFound", err)
 			}
-			if _, err := os.Stat(filepath.Join(root, "containers", id)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the removed container's record is left: %v", err)
+			// Deleted after the call returns, with the writable layer.
+			gone := func() bool {
+				_, err := os.Stat(filepath.Join(root, "containers", id))
+				return errors.Is(err, os.ErrNotExist)
+			}
+			if !eventually(30*time.Second, gone) {
+				t.Errorf("the removed container's record is left")
 			}
 		},
 	}, {

@@ -132,11 +132,15 @@ func TestFullDiskUnderRoot(t *testing.T) {
 	if err := d.Runtime.RemoveContainer(ctxT(t), id); err != nil {
 		t.Fatalf("RemoveContainer on a full disk: %v; want success", err)
 	}
-	if full() {
+	// The writable layer and the record go after the call returns.
+	if !eventually(30*time.Second, func() bool { return !full() }) {
 		t.Error("the disk is still full after the container that filled it was removed")
 	}
-	if _, err := os.Stat(filepath.Join(root, "containers", id)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the removed container's record is left: %v", err)
+	if !eventually(30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(root, "containers", id))
+		return errors.Is(err, os.ErrNotExist)
+	}) {
+		t.Errorf("the removed container's record is left")
 	}
 	// The reserve is set aside again now that there is room.
 	if !eventually(time.Minute, func() bool { return reserveHeld(root) }) {
