@@ -256,10 +256,6 @@ func (w *wiring) buildServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Pods first, then containers: the order start-up has always had.
-	if err := sandboxes.Recover(ctx); err != nil {
-		return fmt.Errorf("recover pods: %w", err)
-	}
 	w.sandboxes = sandboxes
 	controllers, err := cgroup.Controllers()
 	if err != nil {
@@ -299,13 +295,15 @@ func (w *wiring) buildServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := containers.Recover(ctx); err != nil {
-		return fmt.Errorf("recover containers: %w", err)
-	}
 	w.containers = containers
 	// An image goes only once the layers of removed containers are gone.
 	w.images.SetLayerRemovals(containers)
 	w.pods = pod.New(pod.Options{Pods: sandboxes, Containers: containers, Gate: admission})
+	// What the last run left, before anything is served: pods, then
+	// containers (pod.Coordinator.Recover).
+	if err := w.pods.Recover(ctx); err != nil {
+		return err
+	}
 	w.podCheckpoints = podcheckpoint.New(podcheckpoint.Options{
 		Pods: sandboxes, PodRemover: w.pods, Gate: admission, Containers: containers, CRIU: w.criu, DefaultHandler: cfg.Runtime.DefaultHandler(),
 	}, log.With("component", "podcheckpoint"))

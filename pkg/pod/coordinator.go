@@ -27,6 +27,8 @@ type Pods interface {
 	// Remove stops the pod if needed and deletes everything it has; its
 	// containers must be gone.
 	Remove(ctx context.Context, id string) error
+	// Recover settles what the daemon's last run left of the pods.
+	Recover(ctx context.Context) error
 }
 
 // Containers is what the Coordinator needs of the container service
@@ -36,6 +38,8 @@ type Containers interface {
 	StopPodContainers(ctx context.Context, podID string) error
 	// RemovePodContainers removes all of the pod's containers.
 	RemovePodContainers(ctx context.Context, podID string) error
+	// Recover settles what the daemon's last run left of the containers.
+	Recover(ctx context.Context) error
 }
 
 var _ Pods = (*sandbox.Manager)(nil)
@@ -60,6 +64,24 @@ type Coordinator struct {
 // New returns a Coordinator over the two services. The services log what
 // they do; the Coordinator only orders it.
 func New(opts Options) *Coordinator { return &Coordinator{opts: opts} }
+
+// Recover settles, once at start-up before serving, what the daemon's last
+// run left: the pods first (a pod whose removal was cut short is finished,
+// one whose namespaces went with a reboot is marked NotReady), then the
+// containers (interrupted creations and removals undone, the rest
+// reconciled with runc and conmon and watched for their exit). Neither
+// needs the other's recovery done today (a pod's interrupted removal began
+// only once its containers were gone); pods first is the order start-up
+// has always had, and the one place to change it if that changes.
+func (c *Coordinator) Recover(ctx context.Context) error {
+	if err := c.opts.Pods.Recover(ctx); err != nil {
+		return fmt.Errorf("recover pods: %w", err)
+	}
+	if err := c.opts.Containers.Recover(ctx); err != nil {
+		return fmt.Errorf("recover containers: %w", err)
+	}
+	return nil
+}
 
 // lockPod finds pod id (an ID or unique prefix) and holds its gate
 // exclusively. found is false, and nothing is held, when the pod is not

@@ -32,6 +32,8 @@ type world struct {
 	removeCtrErr error
 	// leftOver records a pod removed while containers were still there.
 	leftOver []string
+	// recoverErr fails the Recover of "pods" or "containers".
+	recoverErr map[string]error
 }
 
 func newWorld() *world {
@@ -88,8 +90,18 @@ func (f fakePods) Remove(_ context.Context, id string) error {
 	return nil
 }
 
+func (f fakePods) Recover(context.Context) error {
+	f.w.note("recover pods")
+	return f.w.recoverErr["pods"]
+}
+
 // fakeContainers is the container service.
 type fakeContainers struct{ w *world }
+
+func (f fakeContainers) Recover(context.Context) error {
+	f.w.note("recover containers")
+	return f.w.recoverErr["containers"]
+}
 
 func (f fakeContainers) StopPodContainers(_ context.Context, podID string) error {
 	f.w.note("stop containers")
@@ -444,5 +456,28 @@ func TestConcurrentStopAndRemove(t *testing.T) {
 	}
 	if _, err := (fakePods{w}).Get(podID); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("pod: %v; want it removed", err)
+	}
+}
+
+// TestRecoverPodsFirst: start-up settles the pods before the containers,
+// and a pod recovery that fails leaves the containers' for the next start.
+func TestRecoverPodsFirst(t *testing.T) {
+	w := newWorld()
+	c := New(Options{Pods: fakePods{w}, Containers: fakeContainers{w}, Gate: NewGate(fakePods{w})})
+	if err := c.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := w.steps(), []string{"recover pods", "recover containers"}; !slices.Equal(got, want) {
+		t.Fatalf("Recover did %q; want %q", got, want)
+	}
+
+	w = newWorld()
+	w.recoverErr = map[string]error{"pods": errors.New("disk gone")}
+	c = New(Options{Pods: fakePods{w}, Containers: fakeContainers{w}, Gate: NewGate(fakePods{w})})
+	if err := c.Recover(context.Background()); err == nil || !strings.Contains(err.Error(), "disk gone") {
+		t.Fatalf("Recover with a failing pod recovery = %v; want its error", err)
+	}
+	if got, want := w.steps(), []string{"recover pods"}; !slices.Equal(got, want) {
+		t.Fatalf("Recover after a failed pod recovery did %q; want %q", got, want)
 	}
 }
