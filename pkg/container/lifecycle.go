@@ -254,7 +254,7 @@ func (s *Service) Remove(ctx context.Context, id string) error {
 	s.opts.Events.Publish(events.Event{Type: events.Deleted, ContainerID: id, PodID: c.PodID})
 	s.log.Info("container removed", "container", id)
 	if s.lowOnSpace() { // the caller wants the space now (removal.go)
-		return s.waitRemovals(ctx, func(r *Container) bool { return r.ID == id })
+		return s.removing.wait(ctx, func(r *Container) bool { return r.ID == id })
 	}
 	return nil
 }

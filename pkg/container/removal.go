@@ -25,7 +25,7 @@ import (
 // than finding a layer or a cgroup still there:
 //   - the pod's removal (RemovePodContainers): the pod's cgroup and
 //     directories go after its containers' runc state and cgroups;
-//   - an image's removal (pkg/image calls WaitLayerRemovals): a writable
+//   - an image's removal (pkg/image calls Removals.WaitLayerRemovals): a writable
 //     layer stands on its image's layers, and an image volume holds a
 //     mount of its image until the container's removal releases it;
 //   - the daemon's shutdown, which lets the removals under way finish.
@@ -42,6 +42,8 @@ import (
 // removal is one container's background half.
 type removal struct {
 	c *Container
+	// attempt runs the steps not done yet (Service.attemptRemoval).
+	attempt func(*removal) error
 	// turn holds at most one token: the goroutine running the removal,
 	// or a waiter trying a failed one again, holds it; the others wait.
 	turn chan struct{}
@@ -50,21 +52,25 @@ type removal struct {
 	err  error
 }
 
-// removals are the background halves not yet done, by container ID.
-type removals struct {
+// Removals are the background halves of container removals not yet done.
+// The daemon makes one and gives it to the container service, which
+// starts them, and to the image service, which waits for them before it
+// removes an image (image.Options.LayerRemovals): built before both, it
+// needs no setter to connect them.
+type Removals struct {
 	mu sync.Mutex
-	m  map[string]*removal
+	m  map[string]*removal // by container ID
 }
+
+// NewRemovals returns an empty set of removals.
+func NewRemovals() *Removals { return &Removals{m: map[string]*removal{}} }
 
 // removeLater forgets c, which Remove has stopped and marked Removing,
 // and deletes the rest of it in the background.
 func (s *Service) removeLater(c *Container) {
-	r := &removal{c: c, turn: make(chan struct{}, 1)}
+	r := &removal{c: c, attempt: s.attemptRemoval, turn: make(chan struct{}, 1)}
 	r.turn <- struct{}{} // the goroutine's until its attempt ends
 	s.removing.mu.Lock()
-	if s.removing.m == nil {
-		s.removing.m = map[string]*removal{}
-	}
 	s.removing.m[c.ID] = r
 	s.removing.mu.Unlock()
 	s.forget(c)
@@ -116,18 +122,18 @@ func (s *Service) attemptRemoval(r *removal) error {
 // the call are done, trying again those that failed. It fails with the
 // error of one still failing, or when ctx ends.
 func (s *Service) WaitRemovals(ctx context.Context, podID string) error {
-	return s.waitRemovals(ctx, func(c *Container) bool { return podID == "" || c.PodID == podID })
+	return s.removing.wait(ctx, func(c *Container) bool { return podID == "" || c.PodID == podID })
 }
 
-func (s *Service) waitRemovals(ctx context.Context, match func(*Container) bool) error {
-	s.removing.mu.Lock()
+func (rs *Removals) wait(ctx context.Context, match func(*Container) bool) error {
+	rs.mu.Lock()
 	var pending []*removal
-	for _, r := range s.removing.m {
+	for _, r := range rs.m {
 		if match(r.c) {
 			pending = append(pending, r)
 		}
 	}
-	s.removing.mu.Unlock()
+	rs.mu.Unlock()
 	var errs []error
 	for _, r := range pending {
 		select {
@@ -135,7 +141,7 @@ func (s *Service) waitRemovals(ctx context.Context, match func(*Container) bool)
 		case <-ctx.Done():
 			return fmt.Errorf("wait for the removal of container %s: %w", r.c.ID, ctx.Err())
 		}
-		err := s.attemptRemoval(r)
+		err := r.attempt(r)
 		<-r.turn
 		if err != nil {
 			errs = append(errs, err)
@@ -162,8 +168,9 @@ func (s *Service) lowOnSpace() bool {
 	return st.Bavail*uint64(st.Bsize) < syncRemovalBelow
 }
 
-// WaitLayerRemovals waits for every removal under way (WaitRemovals): the
-// image service calls it before it removes an image.
-func (s *Service) WaitLayerRemovals(ctx context.Context) error {
-	return s.WaitRemovals(ctx, "")
+// WaitLayerRemovals waits for every removal under way, trying again those
+// that failed: the image service calls it before it removes an image, the
+// daemon before it closes the stores.
+func (rs *Removals) WaitLayerRemovals(ctx context.Context) error {
+	return rs.wait(ctx, func(*Container) bool { return true })
 }

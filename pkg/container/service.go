@@ -96,6 +96,10 @@ type Options struct {
 	// ArchiveForbidden are directories, besides Root, where checkpoint
 	// archives may not be written (the volatile state).
 	ArchiveForbidden []string
+	// Removals are where the background halves of RemoveContainer go, shared
+	// with the image service that waits for them (removal.go). nil: the
+	// service's own.
+	Removals *Removals
 }
 
 // AppArmor is the node's AppArmor as containers need it (pkg/apparmor).
@@ -133,8 +137,8 @@ type Service struct {
 	// under such a stop failed because of it (exec.go, notRunning).
 	stopping sync.Map
 	// removing holds the removals whose runc container, writable layer
-	// or record are still being deleted (removal.go).
-	removing removals
+	// or record are still being deleted (removal.go): Options.Removals.
+	removing *Removals
 	// warned holds the missing controllers already logged, once each.
 	warned sync.Map
 }
@@ -153,7 +157,10 @@ func (s *Service) warnMissingControllers(r spec.Resources) {
 // what the daemon's last run left.
 func New(opts Options, log *slog.Logger) (*Service, error) {
 	s := &Service{opts: opts, log: log, names: map[string]string{},
-		store: store.New(filepath.Join(opts.Root, "containers"), kind)}
+		store: store.New(filepath.Join(opts.Root, "containers"), kind), removing: opts.Removals}
+	if s.removing == nil {
+		s.removing = NewRemovals()
+	}
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		s.oomScoreAdjMin, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}

@@ -95,6 +95,7 @@ type wiring struct {
 	lifecycle      events.Broker
 	sandboxes      *sandbox.Manager
 	containers     *container.Service
+	removals       *container.Removals
 	pods           *pod.Coordinator
 	podCheckpoints *podcheckpoint.Service
 	armor          appArmorHost // stays a nil interface on nodes without AppArmor
@@ -151,7 +152,11 @@ func (w *wiring) prepareHost(context.Context) error {
 // openStores opens the image store.
 func (w *wiring) openStores(context.Context) error {
 	cfg := w.cfg
+	// Container removals finish in the background; an image's removal
+	// waits for them (container.Removals), so both services get this one.
+	w.removals = container.NewRemovals()
 	images, err := image.Open(image.Options{
+		LayerRemovals:   w.removals,
 		Root:            cfg.Root,
 		State:           cfg.State,
 		RegistriesConf:  cfg.Image.RegistriesConf,
@@ -291,13 +296,12 @@ func (w *wiring) buildServices(ctx context.Context) error {
 		CRIU:           w.criu,
 		// Archives go where the caller says, never among our own files.
 		ArchiveForbidden: []string{cfg.State},
+		Removals:         w.removals,
 	}, log.With("component", "container"))
 	if err != nil {
 		return err
 	}
 	w.containers = containers
-	// An image goes only once the layers of removed containers are gone.
-	w.images.SetLayerRemovals(containers)
 	w.pods = pod.New(pod.Options{Pods: sandboxes, Containers: containers, Gate: admission})
 	// What the last run left, before anything is served: pods, then
 	// containers (pod.Coordinator.Recover).
@@ -433,7 +437,7 @@ func (w *wiring) run(ctx context.Context, sd *notifier) error {
 	// Container removals still deleting layers in the background finish
 	// before the store closes (a restart would finish them otherwise).
 	wctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	if err := w.containers.WaitLayerRemovals(wctx); err != nil {
+	if err := w.removals.WaitLayerRemovals(wctx); err != nil {
 		log.Warn("container removals left to the next start", "err", err)
 	}
 	cancel()

@@ -31,8 +31,8 @@ func (s *Service) Remove(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	if s.layerRemovals != nil {
-		if err := s.layerRemovals.WaitLayerRemovals(ctx); err != nil {
+	if s.opts.LayerRemovals != nil {
+		if err := s.opts.LayerRemovals.WaitLayerRemovals(ctx); err != nil {
 			return fmt.Errorf("remove image %s: %w", ref, err)
 		}
 	}

@@ -28,6 +28,10 @@ type Options struct {
 	StorageOptions  []string // "" = storage.conf's
 	ImageStore      string   // split image store; "" = storage.conf's
 	Pinned          []string // name globs reported as pinned
+	// LayerRemovals, when set, are waited for before an image is removed:
+	// an image whose last container was just removed is then no longer in
+	// use by its writable layer.
+	LayerRemovals LayerRemovals
 }
 
 // Service keeps images in a containers/storage store: every layer once,
@@ -58,26 +62,15 @@ type Service struct {
 	details   map[ID]*details
 
 	warnNoPolicy sync.Once
-
-	// layerRemovals: the writable layers being removed in the background
-	// (SetLayerRemovals); nil until set.
-	layerRemovals LayerRemovals
 }
 
 // LayerRemovals are the removals of writable layers (and the image
 // volumes' mounts released with them) that run after RemoveContainer
-// returned (pkg/container).
+// returned (container.Removals).
 type LayerRemovals interface {
 	// WaitLayerRemovals returns once those under way are done.
 	WaitLayerRemovals(ctx context.Context) error
 }
-
-// SetLayerRemovals tells the service who removes writable layers in the
-// background, for Remove to wait for them: an image whose last container
-// was just removed is then no longer in use. Call it before the service
-// is used (the daemon's wiring; the container service is built after the
-// image service it needs).
-func (s *Service) SetLayerRemovals(r LayerRemovals) { s.layerRemovals = r }
 
 // Open opens (creating if needed) the image store under opts.Root.
 func Open(opts Options, log *slog.Logger) (*Service, error) {
