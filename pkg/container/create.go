@@ -129,12 +129,12 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	var restore *restorePlan
 	source := req.Image
 	if req.Checkpoint == "" && !isCheckpointArchive(req.Image) {
-		archive, cleanup, err := s.checkpointImageArchive(ctx, req.Image)
+		archive, removeArchive, err := s.checkpointImageArchive(ctx, req.Image)
 		if err != nil {
 			return nil, err
 		}
 		if archive != "" {
-			defer cleanup()
+			defer removeArchive()
 			req.Image = archive
 		}
 	}
