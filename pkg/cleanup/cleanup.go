@@ -7,9 +7,8 @@
 // context of its own: it survives the caller's cancellation, keeps the
 // caller's values (logger fields, request ID), and is bounded by the
 // stack's timeout, so that a wedged CNI plugin or runc cannot hold the
-// RPC (and the pod's or name's reservation) forever. What a rollback
-// could not undo is left to the write-ahead record: the next start-up
-// finishes it.
+// RPC (and the pod's or name's reservation) forever. What a step could
+// not undo is logged with the step's name and returned, never dropped.
 //
 // A Stack is used by one goroutine; it is not safe for concurrent use.
 package cleanup
