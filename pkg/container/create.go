@@ -10,6 +10,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cleanup"
 	"github.com/cri-runtime/cri-runtime/pkg/crashpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
@@ -128,12 +129,12 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	var restore *restorePlan
 	source := req.Image
 	if req.Checkpoint == "" && !isCheckpointArchive(req.Image) {
-		archive, cleanup, err := s.checkpointImageArchive(ctx, req.Image)
+		archive, removeArchive, err := s.checkpointImageArchive(ctx, req.Image)
 		if err != nil {
 			return nil, err
 		}
 		if archive != "" {
-			defer cleanup()
+			defer removeArchive()
 			req.Image = archive
 		}
 	}
@@ -185,25 +186,19 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	}
 	s.names[key] = id
 	s.mu.Unlock()
-	var undo []func() error
-	defer func() {
-		if retErr == nil {
-			return
-		}
-		for i := len(undo) - 1; i >= 0; i-- {
-			if err := undo[i](); err != nil {
-				s.log.Warn("roll back a failed CreateContainer", "container", id, "err", err)
-			}
-		}
+	undo := cleanup.New(s.log, "roll back a failed CreateContainer", "container", id)
+	defer undo.OnError(ctx, &retErr)
+	undo.Push("release the name", func(context.Context) error {
 		s.mu.Lock()
 		delete(s.names, key)
 		s.mu.Unlock()
-	}()
+		return nil
+	})
 
 	// Write-ahead: a record in state "creating" before any side effect, so
 	// that after a crash the start-up pass removes the half-made container
 	// (its writable layer, its runc state) instead of leaking it.
-	undo = append(undo, func() error { return s.store.Delete(id) })
+	undo.Push("delete the record", func(context.Context) error { return s.store.Delete(id) })
 	// The image volumes are in it, so that their mounts are released too.
 	if err := s.store.WriteAhead(&Container{ID: id, PodID: pod.ID, Name: req.Name, Attempt: req.Attempt,
 		Handler: handler, Image: req.Image, State: creating, CreatedAt: time.Now(), Mounts: imageVolumes}); err != nil {
@@ -219,7 +214,7 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() error { return s.opts.Images.RemoveWritableLayer(id) })
+	undo.Push("remove the writable layer", func(context.Context) error { return s.opts.Images.RemoveWritableLayer(id) })
 	crashpoint.Hit("ctr-create:layer")
 	var restored *Restore
 	if restore != nil {
@@ -233,7 +228,7 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (_ *Container, 
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() error { s.unmountImageVolumes(imageVolumes); return nil })
+	undo.Push("unmount the image volumes", func(context.Context) error { s.unmountImageVolumes(imageVolumes); return nil })
 	in, err := s.specInput(req, pod, img, id, layer.Rootfs)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cleanup"
 	"github.com/cri-runtime/cri-runtime/pkg/crashpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
@@ -59,6 +60,7 @@ func (s *Service) Start(ctx context.Context, id string) error {
 		return nil
 	}
 	pid := c.Pid
+	undo := cleanup.New(s.log, "roll back a failed StartContainer", "container", c.ID)
 	if c.Deferred {
 		// The work CreateContainer left: conmon and "runc create". A
 		// failure leaves the container created, with nothing of runc's
@@ -70,16 +72,19 @@ func (s *Service) Start(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("start container %s: %w", c.ID, err)
 		}
+		// Made by this call, so undone by it: a failed start leaves the
+		// container created, as it found it.
+		undo.Push("delete the runc container", func(ctx context.Context) error { return rt.Delete(ctx, c.ID) })
 	}
 	// The process begins during "runc start": take the time before it, so
 	// that a process exiting at once never seems to end before it started.
 	startedAt := time.Now()
 	if err := rt.Start(ctx, c.ID); err != nil {
-		if c.Deferred {
-			_ = rt.Delete(context.WithoutCancel(ctx), c.ID)
-		}
-		return fmt.Errorf("start container %s: %w", c.ID, err)
+		err = fmt.Errorf("start container %s: %w", c.ID, err)
+		undo.OnError(ctx, &err)
+		return err
 	}
+	undo.Release()
 	crashpoint.Hit("ctr-start:started")
 	// One record for both steps: a crash before it leaves a record that
 	// says created with a runc container that exists, which the start-up

@@ -19,6 +19,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/cri-runtime/cri-runtime/pkg/cleanup"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/safego"
 )
@@ -113,11 +114,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, retErr 
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		return 0, err
 	}
-	defer func() {
-		if retErr != nil {
-			_ = r.Delete(context.WithoutCancel(ctx), o.ID)
-		}
-	}()
+	undo := cleanup.New(r.log, "roll back a failed runc create", "container", o.ID)
+	defer undo.OnError(ctx, &retErr)
+	undo.Push("delete the container", func(ctx context.Context) error { return r.Delete(ctx, o.ID) })
 	config, err := json.Marshal(o.Spec)
 	if err != nil {
 		return 0, fmt.Errorf("encode OCI spec: %w", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/checkpoint"
+	"github.com/cri-runtime/cri-runtime/pkg/cleanup"
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
@@ -90,10 +91,6 @@ type CheckpointRequest struct {
 	OutputDir    string   // an existing, empty directory
 	ContainerIDs []string // the running containers to include
 }
-
-// resumeTimeout bounds thawing the containers, which happens even when the
-// request's own deadline has passed: a pod is never left frozen.
-const resumeTimeout = time.Minute
 
 // Checkpoint writes one archive (checkpoint.PodArchiveFile) of the pod's
 // selected containers into the request's directory. The containers keep
@@ -240,18 +237,22 @@ func (s *Service) dumpAdmitted(ctx context.Context, podID string, cs []*containe
 }
 
 // dumpFrozen pauses every container, dumps each into work/<id>, and
-// resumes them all, whatever happens: with a context of its own, since
-// the request's may be what ran out.
+// resumes them all, whatever happens: a pod is never left frozen. The
+// resumes run even when the request's own deadline has passed (the
+// cleanup stack gives them a bounded context of their own), and a resume
+// that fails fails the call.
 func (s *Service) dumpFrozen(ctx context.Context, cs []*container.Container, work string) (retErr error) {
 	var paused []string
 	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resumeTimeout)
-		defer cancel()
-		for _, id := range paused {
-			if err := s.opts.Containers.Resume(rctx, id); err != nil {
-				s.log.Error("resume a container after its pod's checkpoint", "container", id, "err", err)
-				retErr = errors.Join(retErr, err)
-			}
+		// First frozen, first thawed: pushed last first, as the stack
+		// runs them.
+		resume := cleanup.New(s.log, "resume the containers after their pod's checkpoint")
+		for i := len(paused) - 1; i >= 0; i-- {
+			id := paused[i]
+			resume.Push("resume container "+id, func(ctx context.Context) error { return s.opts.Containers.Resume(ctx, id) })
+		}
+		if err := resume.Run(ctx); err != nil {
+			retErr = errors.Join(retErr, err)
 		}
 	}()
 	for _, c := range cs {

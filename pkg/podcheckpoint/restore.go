@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cri-runtime/cri-runtime/pkg/checkpoint"
+	"github.com/cri-runtime/cri-runtime/pkg/cleanup"
 	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
@@ -103,18 +104,10 @@ func (s *Service) Restore(ctx context.Context, req RestoreRequest) (_ *Restored,
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if retErr == nil {
-			return
-		}
-		// The pod and the containers made so far go: with a context of
-		// its own, since the request's may have run out.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := s.opts.PodRemover.Remove(rctx, sb.ID); err != nil {
-			s.log.Error("remove the pod of a failed restore", "pod", sb.ID, "err", err)
-		}
-	}()
+	// On failure the pod and the containers made so far go.
+	undo := cleanup.New(s.log, "roll back a failed pod restore", "pod", sb.ID)
+	defer undo.OnError(ctx, &retErr)
+	undo.Push("remove the pod", func(ctx context.Context) error { return s.opts.PodRemover.Remove(ctx, sb.ID) })
 	out := &Restored{PodID: sb.ID}
 	for _, r := range req.Containers {
 		member := byName[r.Name]

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cri-runtime/cri-runtime/pkg/cgroup"
+	"github.com/cri-runtime/cri-runtime/pkg/cleanup"
 	"github.com/cri-runtime/cri-runtime/pkg/crashpoint"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/events"
@@ -260,26 +261,17 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		return nil, err
 	}
 	phases := newPhases()
-	var undo []func() error
-	defer func() {
-		if retErr == nil {
-			return
-		}
-		for i := len(undo) - 1; i >= 0; i-- {
-			if err := undo[i](); err != nil {
-				m.log.Warn("roll back a failed RunPodSandbox", "pod", id, "err", err)
-			}
-		}
-	}()
+	undo := cleanup.New(m.log, "roll back a failed RunPodSandbox", "pod", id)
+	defer undo.OnError(ctx, &retErr)
 	// Write-ahead: a record in state "creating" before any side effect, so
 	// that after a crash the start-up pass knows to undo this pod (CNI DEL
 	// included) instead of leaking it.
-	undo = append(undo, func() error { return m.store.Delete(id) })
+	undo.Push("delete the record", func(context.Context) error { return m.store.Delete(id) })
 	if err := m.store.WriteAhead(sb); err != nil {
 		return nil, err
 	}
 	crashpoint.Hit("pod-run:record")
-	undo = append(undo, func() error { return os.RemoveAll(sb.Dir) })
+	undo.Push("remove the pod directory", func(context.Context) error { return os.RemoveAll(sb.Dir) })
 	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
 		return nil, err
 	}
@@ -294,7 +286,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	}
 	hostname := m.hostname(cfg)
 	nsDir := filepath.Join(sb.Dir, "ns")
-	undo = append(undo, func() error { return m.unpinAll(sb) })
+	undo.Push("unpin the namespaces", func(context.Context) error { return m.unpinAll(sb) })
 	inside := func() error {
 		if !cfg.HostNetwork {
 			if err := loopbackUp(); err != nil {
@@ -313,7 +305,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		sharedPID := cfg.PIDMode == PIDPod
 		if sharedPID {
 			kinds = append(kinds, pidNS)
-			undo = append(undo, func() error { m.stopPause(sb); return nil })
+			undo.Push("stop the pause process", func(context.Context) error { m.stopPause(sb); return nil })
 		}
 		err = m.createUserNamespaces(sb, nsDir, kinds, sharedPID, inside)
 		kinds = append(kinds, userNS)
@@ -338,7 +330,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 			if err := m.store.WriteAhead(sb); err != nil {
 				return nil, err
 			}
-			undo = append(undo, func() error { return cgroup.Remove(sb.CgroupParent, top) })
+			undo.Push("remove the pod cgroup", func(context.Context) error { return cgroup.Remove(sb.CgroupParent, top) })
 			if _, err := cgroup.Ensure(sb.CgroupParent); err != nil {
 				return nil, err
 			}
@@ -359,7 +351,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		if m.opts.PauseBinary == "" {
 			return nil, errNoPauseBinary
 		}
-		undo = append(undo, func() error { m.stopPause(sb); return unpin(filepath.Join(nsDir, pidNS.name)) })
+		undo.Push("stop the pause process", func(context.Context) error { m.stopPause(sb); return unpin(filepath.Join(nsDir, pidNS.name)) })
 		if err := m.startPause(sb); err != nil {
 			return nil, err
 		}
@@ -386,7 +378,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 		if s, ok := cfg.Annotations[ShmSizeAnnotation]; ok {
 			size, _ = strconv.ParseInt(s, 10, 64)
 		}
-		undo = append(undo, func() error { return unmountShm(sb.Dir) })
+		undo.Push("unmount /dev/shm", func(context.Context) error { return unmountShm(sb.Dir) })
 		if err := mountShm(sb.Dir, size); err != nil {
 			return nil, err
 		}
@@ -402,7 +394,7 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 			return nil, fmt.Errorf("set up network of pod %s: %w", id, err)
 		}
 		sb.Network = att
-		undo = append(undo, func() error { return m.opts.Network.Detach(context.WithoutCancel(ctx), m.cniPod(sb), att) })
+		undo.Push("detach the network", func(ctx context.Context) error { return m.opts.Network.Detach(ctx, m.cniPod(sb), att) })
 		crashpoint.Hit("pod-run:network")
 	}
 	hosts := hostsContent(hostname, sb.IPs())

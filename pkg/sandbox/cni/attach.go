@@ -10,6 +10,8 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/cri-runtime/cri-runtime/pkg/cleanup"
 )
 
 // PodInterface is the interface CNI creates in every pod's netns.
@@ -69,21 +71,16 @@ func (m *Manager) Attach(ctx context.Context, pod Pod) (att *Attachment, retErr 
 	}
 	start := time.Now()
 	rt := runtimeConf(pod, PodInterface)
+	// A failed ADD may have done part of its work: DEL undoes it (the CNI
+	// spec has DEL tolerate what is not there).
+	undo := cleanup.New(m.log, "roll back a failed CNI ADD", "pod", pod.ID)
+	defer undo.OnError(ctx, &retErr)
+	undo.Push("CNI DEL", func(ctx context.Context) error { return m.cni.DelNetworkList(ctx, list, rt) })
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	m.log.Debug("CNI ADD", "pod", pod.ID, "network", network.Name, "took", time.Since(start))
 	if err != nil {
-		if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt); derr != nil {
-			m.log.Warn("CNI DEL after a failed ADD", "pod", pod.ID, "err", derr)
-		}
 		return nil, fmt.Errorf("CNI ADD network %q: %w", network.Name, err)
 	}
-	defer func() {
-		if retErr != nil {
-			if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt); derr != nil {
-				m.log.Warn("CNI DEL after a failed ADD", "pod", pod.ID, "err", derr)
-			}
-		}
-	}()
 	result, err := current.NewResultFromResult(res)
 	if err != nil {
 		return nil, fmt.Errorf("CNI ADD network %q: unreadable result: %w", network.Name, err)
