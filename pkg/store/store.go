@@ -276,10 +276,17 @@ func (s *Store[T, S]) Delete(id string) error {
 }
 
 // Drop unpublishes record id but keeps its file: for a record recovery
-// could not settle now, which the next start-up tries again.
+// could not settle now, which the next start-up tries again, and for a
+// container whose removal finishes in the background (the file goes with
+// its directory then). An update racing with it lands before or finds
+// the record gone.
 func (s *Store[T, S]) Drop(id string) {
-	defer s.order.Lock(id)()
+	unlock := s.order.Lock(id)
+	defer unlock()
 	s.mu.Lock()
 	delete(s.records, id)
 	s.mu.Unlock()
+	// Like Delete: a removed container's lock would otherwise stay for the
+	// daemon's life, one per container ever removed.
+	s.order.Forget(id)
 }
