@@ -43,7 +43,8 @@ type StreamingConfig struct {
 
 // MetricsConfig configures the Prometheus endpoint.
 type MetricsConfig struct {
-	Address string `toml:"address" json:"address" doc:"host:port serving Prometheus metrics at /metrics; empty disables it."`
+	Address   string `toml:"address" json:"address" doc:"host:port serving Prometheus metrics at /metrics; empty disables it."`
+	Profiling bool   `toml:"profiling" json:"profiling" doc:"also serve Go's runtime profiles (pprof) at /debug/pprof/ on the metrics address; needs address. Off by default: profiles show the daemon's internals to whoever reaches the address."`
 }
 
 // ImageConfig configures containers/image.
@@ -217,6 +218,9 @@ func (c *Config) Validate() (warnings []string, err error) {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return nil, fmt.Errorf("metrics.address: %w", err)
 		}
+	}
+	if c.Metrics.Profiling && c.Metrics.Address == "" {
+		return nil, fmt.Errorf("metrics.profiling: needs metrics.address, where the profiles are served")
 	}
 	return warnings, nil
 }

@@ -47,6 +47,7 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"client CA without cert", func(c *Config) { c.Streaming.TLSClientCA = "/etc/ca.pem" }, "streaming.tls_client_ca"},
 		{"idle timeout", func(c *Config) { c.Streaming.IdleTimeout = "forever" }, "streaming.idle_timeout"},
 		{"metrics address", func(c *Config) { c.Metrics.Address = "9090" }, "metrics.address"},
+		{"profiling without metrics", func(c *Config) { c.Metrics.Address, c.Metrics.Profiling = "", true }, "metrics.profiling"},
 		{"long bridge", func(c *Config) { c.Network.DefaultBridge = "a-very-long-bridge-name" }, "network.default_bridge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -353,6 +353,10 @@ func (w *wiring) startServers(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("metrics.address: %w", err)
 		}
+		if cfg.Metrics.Profiling {
+			ms.ServeProfiles()
+			log.Info("serving Go runtime profiles", "address", "http://"+ms.Addr()+"/debug/pprof/")
+		}
 		go func() {
 			defer safego.Recover(log, "metrics server")
 			if err := ms.Serve(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path"
 	"time"
 
@@ -51,10 +52,24 @@ func (m *Metrics) ObserveRPC(fullMethod string, code codes.Code, d time.Duration
 	m.latency.WithLabelValues(method).Observe(d.Seconds())
 }
 
-// Server serves /metrics.
+// Server serves /metrics, and Go's runtime profiles when asked to.
 type Server struct {
 	http *http.Server
 	lis  net.Listener
+	mux  *http.ServeMux
+}
+
+// ServeProfiles adds Go's runtime profiles under /debug/pprof/ (CPU, heap,
+// goroutines, execution traces), for finding where the daemon's time and
+// memory go under a real load: `go tool pprof
+// http://<address>/debug/pprof/profile?seconds=30`. They cost nothing
+// until fetched. Call it before Serve.
+func (s *Server) ServeProfiles() {
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // Listen binds addr (host:port) so that a bad address fails the start.
@@ -65,7 +80,7 @@ func (m *Metrics) Listen(addr string, log *slog.Logger) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
-	return &Server{http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, lis: lis}, nil
+	return &Server{http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, lis: lis, mux: mux}, nil
 }
 
 // Addr is the address served.

@@ -39,3 +39,29 @@ func TestEndpointServesCallsAndRuntime(t *testing.T) {
 		}
 	}
 }
+
+// TestProfilesOnlyWhenAsked: /debug/pprof/ is served only after
+// ServeProfiles, and then gives a heap profile.
+func TestProfilesOnlyWhenAsked(t *testing.T) {
+	for _, profiling := range []bool{false, true} {
+		s, err := New().Listen("127.0.0.1:0", slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if profiling {
+			s.ServeProfiles()
+		}
+		go s.Serve()
+		resp, err := http.Get("http://" + s.Addr() + "/debug/pprof/heap?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		s.Close()
+		served := resp.StatusCode == http.StatusOK && strings.Contains(string(body), "heap profile")
+		if served != profiling {
+			t.Errorf("with profiling %v: /debug/pprof/heap answered %d, a heap profile: %v", profiling, resp.StatusCode, served)
+		}
+	}
+}
