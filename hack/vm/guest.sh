@@ -54,7 +54,17 @@ mkdir -p /disk/root /disk/tmp
 chmod 0711 /disk/root
 chmod 1777 /disk/tmp
 mount --bind /disk/root /var/lib/cri-runtime
+# A checkout under /tmp (a clone made there) would be hidden by the disk's
+# /tmp: it is bound back to its own path on top.
+if [[ $SRC == /tmp/* ]]; then
+	mkdir -p /run/crirt-src
+	mount --rbind "$SRC" /run/crirt-src
+fi
 mount --bind /disk/tmp /tmp
+if [[ $SRC == /tmp/* ]]; then
+	mkdir -p "$SRC"
+	mount --rbind /run/crirt-src "$SRC"
+fi
 : >/etc/crictl.yaml # the flags say it all
 echo "kernel $(uname -r); cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers);" \
 	"AppArmor: $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo no); $(runc --version | head -1)"
