@@ -23,7 +23,10 @@ func hostAppArmor() bool {
 }
 
 func TestAppArmor(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it unloads the default profile, which every daemon on
+	// the node shares, and an exec in another test's container confined by
+	// it would fail meanwhile (seen in the VM lane). Go runs the tests
+	// that are not parallel before the parallel ones.
 	d, _ := startCtrDaemon(t)
 	pod, podCfg := ctrPod(t, d, "apparmor")
 	st, err := d.Runtime.Status(ctxT(t), true)
