@@ -169,22 +169,15 @@ func (s *Store[T, S]) List(keep func(*T) bool) []*T {
 // record of an object being made, which start-up recovery finds if the
 // daemon dies before Create. Its state must be one the table lets a record
 // begin in.
-func (s *Store[T, S]) WriteAhead(v *T) error {
-	id := s.kind.ID(v)
-	var zero S
-	if err := s.kind.Transitions.check(s.kind.Name, id, zero, s.kind.State(v)); err != nil {
-		return err
-	}
-	defer s.order.Lock(id)()
-	if s.Contains(id) {
-		return fmt.Errorf("%s %s: %w", s.kind.Name, id, errdefs.ErrAlreadyExists)
-	}
-	return record.Save(s.Path(id), v)
-}
+func (s *Store[T, S]) WriteAhead(v *T) error { return s.create(v, false) }
 
 // Create saves a new record, then publishes it (a copy: the caller keeps
 // v). Its state must be one the table lets a record begin in.
-func (s *Store[T, S]) Create(v *T) error {
+func (s *Store[T, S]) Create(v *T) error { return s.create(v, true) }
+
+// create saves a copy of the new record v, and publishes the copy when
+// publish is set.
+func (s *Store[T, S]) create(v *T, publish bool) error {
 	id := s.kind.ID(v)
 	var zero S
 	if err := s.kind.Transitions.check(s.kind.Name, id, zero, s.kind.State(v)); err != nil {
@@ -198,9 +191,11 @@ func (s *Store[T, S]) Create(v *T) error {
 	if err := record.Save(s.Path(id), next); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.records[id] = next
-	s.mu.Unlock()
+	if publish {
+		s.mu.Lock()
+		s.records[id] = next
+		s.mu.Unlock()
+	}
 	return nil
 }
 
