@@ -1,9 +1,12 @@
 package cgroup
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/cgroups"
 )
@@ -147,5 +150,123 @@ func TestFlatKeyed(t *testing.T) {
 	}
 	if got := flatKeyed(p + ".missing"); len(got) != 0 {
 		t.Errorf("a missing file = %v; want empty", got)
+	}
+}
+
+func TestReadUsageV2(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"cpu.stat":       "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 0\n",
+		"memory.stat":    "anon 4096\nfile 8192\ninactive_file 2048\npgfault 7\npgmajfault 1\n",
+		"memory.current": "12288\n",
+		"memory.max":     "max\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := cgroups.Stats{MemoryStats: cgroups.MemoryStats{Stats: map[string]uint64{}}}
+	if err := readUsageV2(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	cpu, mem := cpuStats(&st), memoryStats(&st)
+	if cpu.UsageCoreNanoSeconds != 1500000 || cpu.UserNanoSeconds != 1000000 || cpu.SystemNanoSeconds != 500000 {
+		t.Errorf("cpu = %+v", cpu)
+	}
+	if mem.UsageBytes != 12288 || mem.WorkingSetBytes != 10240 || mem.RSSBytes != 4096 || mem.PageFaults != 7 || mem.AvailableBytes != nil {
+		t.Errorf("memory = %+v", mem)
+	}
+	if err := os.Remove(filepath.Join(dir, "memory.current")); err != nil {
+		t.Fatal(err)
+	}
+	if err := readUsageV2(dir, &st); err == nil {
+		t.Error("a cgroup without memory.current read without an error")
+	}
+}
+
+// Usage reads the same counters Stats does, from fewer files: on a cgroup
+// with a busy process in it, its CPU time lies between two full readings,
+// and both see the same memory limit.
+func TestUsageAgreesWithStats(t *testing.T) {
+	path := busyCgroup(t)
+	var samples Sampler
+	before, err := Stats(&samples, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := Usage(&samples, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := Stats(&samples, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := u.CPU.UsageCoreNanoSeconds; c == 0 || c < before.CPU.UsageCoreNanoSeconds || c > after.CPU.UsageCoreNanoSeconds {
+		t.Errorf("Usage CPU %d not between Stats' %d and %d", c, before.CPU.UsageCoreNanoSeconds, after.CPU.UsageCoreNanoSeconds)
+	}
+	if u.Memory.UsageBytes == 0 {
+		t.Error("Usage reports no memory in use")
+	}
+	if (u.Memory.AvailableBytes == nil) != (after.Memory.AvailableBytes == nil) {
+		t.Errorf("Usage and Stats disagree on a memory limit: %v, %v", u.Memory.AvailableBytes, after.Memory.AvailableBytes)
+	}
+	if u.Tasks != nil || u.IO != nil {
+		t.Error("Usage read more than CPU and memory")
+	}
+	if _, err := Usage(&samples, path+"/no-such-cgroup"); err == nil {
+		t.Error("Usage of a missing cgroup returned no error")
+	}
+}
+
+// busyCgroup is a new cgroup with a process spinning in it, both removed
+// when the test ends.
+func busyCgroup(t testing.TB) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("creating cgroups needs root")
+	}
+	path := fmt.Sprintf("/crirt-unit-usage-%d", os.Getpid())
+	top, err := Ensure(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It allocates as it spins: on v1 only memory used after the move is
+	// charged to the cgroup.
+	cmd := exec.Command("sh", "-c", `x=; while :; do x="$x."; done`)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = Remove(path, top)
+	})
+	m, err := manage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // some CPU time and memory to count
+	return path
+}
+
+func BenchmarkUsage(b *testing.B) {
+	benchRead(b, Usage)
+}
+
+func BenchmarkStats(b *testing.B) {
+	benchRead(b, Stats)
+}
+
+func benchRead(b *testing.B, read func(*Sampler, string) (*Sample, error)) {
+	path := busyCgroup(b)
+	var samples Sampler
+	for b.Loop() {
+		if _, err := read(&samples, path); err != nil {
+			b.Skip(err)
+		}
 	}
 }

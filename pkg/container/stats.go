@@ -28,16 +28,16 @@ type FilesystemStats struct {
 	InodesTotal, InodesFree uint64
 }
 
-// Stats reads the container's cgroup (while it runs) and its writable
-// layer's usage and filesystem.
-func (s *Service) Stats(id string) (*Stats, error) {
+// Stats reads the container's cgroup (while it runs), as much as detail
+// says, and its writable layer's usage and filesystem.
+func (s *Service) Stats(id string, detail StatsDetail) (*Stats, error) {
 	c, err := s.Get(id)
 	if err != nil {
 		return nil, err
 	}
 	st := &Stats{Timestamp: time.Now()}
 	if c.State == Running && c.CgroupPath != "" {
-		cg, err := cgroup.Stats(&s.samples, c.CgroupPath)
+		cg, err := cgroup.Read(&s.samples, c.CgroupPath, detail)
 		if err == nil {
 			st.Cgroup, st.CPU, st.Memory, st.Timestamp = cg, cg.CPU, cg.Memory, cg.Timestamp
 		} else {

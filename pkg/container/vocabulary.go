@@ -17,6 +17,16 @@ type (
 	Sample      = cgroup.Sample
 )
 
+// StatsDetail says how much Stats reads: StatsUsage (CPU, memory and the
+// writable layer, as the CRI's stats report them) or StatsMetrics (also the
+// cgroup's processes, I/O, hugepages and pressure, for the CRI metrics).
+type StatsDetail = cgroup.Detail
+
+const (
+	StatsUsage   = cgroup.DetailUsage
+	StatsMetrics = cgroup.DetailAll
+)
+
 // Programs are the OCI runtime and monitor the service runs containers with,
 // and whether they work.
 type Programs = oci.Programs

@@ -61,7 +61,7 @@ func (s *runtimeService) listContainerStats(f *runtimeapi.ContainerStatsFilter) 
 }
 
 func (s *runtimeService) containerStats(c *container.Container) (*runtimeapi.ContainerStats, error) {
-	st, err := s.opts.Containers.Stats(c.ID)
+	st, err := s.opts.Containers.Stats(c.ID, container.StatsUsage)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func (s *runtimeService) StreamPodSandboxMetrics(_ *runtimeapi.StreamPodSandboxM
 func (s *runtimeService) podMetrics() ([]*runtimeapi.PodSandboxMetrics, error) {
 	var out []*runtimeapi.PodSandboxMetrics
 	for _, sb := range s.opts.Sandboxes.List(sandbox.Filter{State: sandbox.Ready}) {
-		st, err := s.opts.Sandboxes.Stats(sb.ID)
+		st, err := s.opts.Sandboxes.Stats(sb.ID, container.StatsMetrics)
 		if errors.Is(err, errdefs.ErrNotFound) {
 			continue
 		}
@@ -55,7 +55,7 @@ func (s *runtimeService) podMetrics() ([]*runtimeapi.PodSandboxMetrics, error) {
 		}
 		pm := &runtimeapi.PodSandboxMetrics{PodSandboxId: sb.ID, Metrics: podLevelMetrics(sb, st)}
 		for _, c := range s.opts.Containers.List(container.Filter{PodID: sb.ID, State: container.Running}) {
-			cst, err := s.opts.Containers.Stats(c.ID)
+			cst, err := s.opts.Containers.Stats(c.ID, container.StatsMetrics)
 			if err != nil {
 				continue // removed meanwhile
 			}

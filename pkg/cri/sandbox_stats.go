@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/cri-runtime/cri-runtime/pkg/container"
 	"github.com/cri-runtime/cri-runtime/pkg/errdefs"
 	"github.com/cri-runtime/cri-runtime/pkg/sandbox"
 )
@@ -65,7 +66,7 @@ func (s *runtimeService) listPodStats(f *runtimeapi.PodSandboxStatsFilter) ([]*r
 }
 
 func (s *runtimeService) podStats(sb *sandbox.Sandbox) (*runtimeapi.PodSandboxStats, error) {
-	st, err := s.opts.Sandboxes.Stats(sb.ID)
+	st, err := s.opts.Sandboxes.Stats(sb.ID, container.StatsUsage)
 	if err != nil {
 		return nil, err
 	}

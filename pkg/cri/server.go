@@ -46,7 +46,7 @@ type Sandboxes interface {
 	Run(ctx context.Context, cfg sandbox.Config) (*sandbox.Sandbox, error)
 	Get(id string) (*sandbox.Sandbox, error)
 	List(f sandbox.Filter) []*sandbox.Sandbox
-	Stats(id string) (*sandbox.Stats, error)
+	Stats(id string, detail container.StatsDetail) (*sandbox.Stats, error)
 	UpdateResources(id string, overhead, resources *sandbox.Resources) error
 }
 
@@ -68,7 +68,7 @@ type Containers interface {
 	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*container.ExecResult, error)
 	ReopenLog(id string) error
 	UpdateResources(ctx context.Context, id string, r container.Resources) error
-	Stats(id string) (*container.Stats, error)
+	Stats(id string, detail container.StatsDetail) (*container.Stats, error)
 	Checkpoint(ctx context.Context, req container.CheckpointRequest) error
 }
 

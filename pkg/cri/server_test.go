@@ -91,7 +91,7 @@ func (fakeSandboxes) Get(id string) (*sandbox.Sandbox, error) {
 	return nil, fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
 }
 func (fakeSandboxes) List(sandbox.Filter) []*sandbox.Sandbox { return nil }
-func (fakeSandboxes) Stats(id string) (*sandbox.Stats, error) {
+func (fakeSandboxes) Stats(id string, _ container.StatsDetail) (*sandbox.Stats, error) {
 	return nil, fmt.Errorf("pod sandbox %s: %w", id, errdefs.ErrNotFound)
 }
 func (fakeSandboxes) UpdateResources(id string, _, _ *sandbox.Resources) error {
@@ -122,7 +122,7 @@ func (fakeContainers) List(container.Filter) []*container.Container { return nil
 func (fakeContainers) ExecSync(_ context.Context, id string, _ []string, _ time.Duration) (*container.ExecResult, error) {
 	return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }
-func (fakeContainers) Stats(id string) (*container.Stats, error) {
+func (fakeContainers) Stats(id string, _ container.StatsDetail) (*container.Stats, error) {
 	return nil, fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 }
 func (fakeContainers) ReopenLog(id string) error {

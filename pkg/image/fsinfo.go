@@ -25,11 +25,24 @@ type Usage struct {
 // without crossing into other filesystems mounted below it, and the mount
 // point dir lives on. A missing dir uses nothing.
 func DirUsage(dir string) (Usage, error) {
+	u, err := dirUsage(dir)
+	if err != nil {
+		return u, err
+	}
+	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+		u.Mountpoint, err = mountpointOf(filepath.Dir(dir))
+	} else {
+		u.Mountpoint, err = mountpointOf(dir)
+	}
+	return u, err
+}
+
+// dirUsage is DirUsage without the mount point.
+func dirUsage(dir string) (Usage, error) {
 	u := Usage{Timestamp: time.Now()}
 	root, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		u.Mountpoint, err = mountpointOf(filepath.Dir(dir))
-		return u, err
+		return u, nil
 	}
 	if err != nil {
 		return u, fmt.Errorf("measure %s: %w", dir, err)
@@ -67,8 +80,7 @@ func DirUsage(dir string) (Usage, error) {
 	if err != nil {
 		return u, fmt.Errorf("measure %s: %w", dir, err)
 	}
-	u.Mountpoint, err = mountpointOf(dir)
-	return u, err
+	return u, nil
 }
 
 // mountpointOf walks up from path to the topmost directory on the same

@@ -75,6 +75,9 @@ func (s *Service) CreateWritableLayer(id, name string, image ID, mappings *IDMap
 // RemoveWritableLayer unmounts and deletes container id's layer; gone
 // already is fine.
 func (s *Service) RemoveWritableLayer(id string) error {
+	s.placesMu.Lock()
+	delete(s.places, id)
+	s.placesMu.Unlock()
 	if _, err := s.store.Unmount(id, true); err != nil && !errors.Is(err, storage.ErrContainerUnknown) && !errors.Is(err, storage.ErrLayerUnknown) {
 		return fmt.Errorf("unmount container %s: %w", id, err)
 	}
@@ -84,29 +87,67 @@ func (s *Service) RemoveWritableLayer(id string) error {
 	return nil
 }
 
-// WritableLayerUsage is the bytes container id's own layer uses, and its
-// mount point's filesystem.
+// WritableLayerUsage is the bytes and inodes container id's own layer (its
+// upper directory) uses, and its mount point's filesystem. Where the layer
+// lives never changes, so it is looked up in the store once per container:
+// the kubelet asks at every relist, for every container.
 func (s *Service) WritableLayerUsage(id string) (Usage, error) {
+	p, err := s.layerPlace(id)
+	if err != nil {
+		return Usage{}, err
+	}
+	if p.upper == "" {
+		// A driver without an upper directory (vfs): the store sizes it.
+		size, err := s.store.ContainerSize(id)
+		if err != nil {
+			return Usage{}, fmt.Errorf("size of container %s: %w", id, err)
+		}
+		return Usage{UsedBytes: uint64(max(size, 0)), Mountpoint: p.mountpoint, Timestamp: time.Now()}, nil
+	}
+	u, err := dirUsage(p.upper)
+	if err != nil {
+		return Usage{}, err
+	}
+	u.Mountpoint = p.mountpoint
+	return u, nil
+}
+
+// layerPlace is where a container's writable layer lives.
+type layerPlace struct {
+	upper      string // its upper directory; "" when the driver has none
+	mountpoint string // the filesystem that holds it
+}
+
+func (s *Service) layerPlace(id string) (layerPlace, error) {
+	s.placesMu.Lock()
+	p, ok := s.places[id]
+	s.placesMu.Unlock()
+	if ok {
+		return p, nil
+	}
 	c, err := s.store.Container(id)
 	if err != nil {
-		return Usage{}, fmt.Errorf("container %s: %w", id, err)
+		return p, fmt.Errorf("container %s: %w", id, err)
 	}
-	size, err := s.store.ContainerSize(c.ID)
-	if err != nil {
-		return Usage{}, fmt.Errorf("size of container %s: %w", id, err)
-	}
-	u := Usage{UsedBytes: uint64(max(size, 0)), Timestamp: time.Now()}
 	if meta, err := s.store.GraphDriver(); err == nil {
-		if m, err := meta.Metadata(c.LayerID); err == nil && m["UpperDir"] != "" {
-			if du, err := DirUsage(m["UpperDir"]); err == nil {
-				u.InodesUsed, u.Mountpoint = du.InodesUsed, du.Mountpoint
-			}
+		if m, err := meta.Metadata(c.LayerID); err == nil {
+			p.upper = m["UpperDir"]
 		}
 	}
-	if u.Mountpoint == "" {
-		u.Mountpoint, _ = mountpointOf(s.store.GraphRoot())
+	at := s.store.GraphRoot()
+	if p.upper != "" {
+		at = p.upper
 	}
-	return u, nil
+	if p.mountpoint, err = mountpointOf(at); err != nil {
+		return p, err
+	}
+	s.placesMu.Lock()
+	if s.places == nil {
+		s.places = map[string]layerPlace{}
+	}
+	s.places[id] = p
+	s.placesMu.Unlock()
+	return p, nil
 }
 
 // WritableLayerDiff is what container id changed in its writable layer, as

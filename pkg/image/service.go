@@ -61,6 +61,11 @@ type Service struct {
 	detailsMu sync.Mutex
 	details   map[ID]*details
 
+	// places caches where each container's writable layer lives
+	// (WritableLayerUsage).
+	placesMu sync.Mutex
+	places   map[string]layerPlace
+
 	warnNoPolicy sync.Once
 }
 

@@ -66,13 +66,14 @@ func interfaceStats(nsPath string) ([]InterfaceStats, error) {
 	return out, nil
 }
 
-// Stats reads the pod's usage. A pod that is not ready has no network.
-func (m *Manager) Stats(id string) (*Stats, error) {
+// Stats reads the pod's usage, its cgroup as much as detail says. A pod
+// that is not ready has no network.
+func (m *Manager) Stats(id string, detail cgroup.Detail) (*Stats, error) {
 	sb, err := m.Get(id)
 	if err != nil {
 		return nil, err
 	}
-	cg, err := cgroup.Stats(&m.samples, sb.CgroupParent)
+	cg, err := cgroup.Read(&m.samples, sb.CgroupParent, detail)
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,9 @@ import (
 // the same runc, CNI plugins and chain (on a bridge and subnet each) and images served from
 // one test registry. Speed is reported, never asserted.
 //
+// BENCH_PROFILE names a directory for our daemon's CPU profiles (pprof), one per critest
+// round and per relist period (profile.go).
+//
 // BENCH_ROUNDS (2) rounds of BENCH_SAMPLES (30) samples per operation each; BENCH_OUT names
 // a file the table is also written to. Then the relist load (relist_test.go): RELIST_PODS
 // (100; 0 for none) pods on each, the kubelet's relist every second for RELIST_SECONDS (30)
@@ -79,6 +82,7 @@ func TestCompareContainerd(t *testing.T) {
 		"--cni-bin-dir", strings.Join(cniBinDirs, ":"),
 	}})
 	writeConflist(t, d.CNIConf, "crirt-bench", "crirtb0", "10.79.0.0/16", filepath.Join(d.Dir, "ipam"))
+	profiles := profileOurs(t, d.Dir)
 	if err := d.Start(); err != nil {
 		t.Fatalf("start daemon: %v\n%s", err, d.Logs())
 	}
@@ -92,7 +96,7 @@ func TestCompareContainerd(t *testing.T) {
 	writeConflist(t, c.cniConf, "ctrd-bench", "ctrdb0", "10.80.0.0/16", filepath.Join(c.dir, "ipam"))
 
 	subjects := []*subject{
-		{name: "ours", dir: d.Dir, socket: d.Socket, pid: d.Pid(), rt: d.Runtime, img: d.Images},
+		{name: "ours", dir: d.Dir, socket: d.Socket, pid: d.Pid(), rt: d.Runtime, img: d.Images, profiles: profiles},
 		{name: "containerd", dir: c.dir, socket: c.socket, pid: c.cmd.Process.Pid, rt: c.runtime, img: c.images},
 	}
 	ctx := context.Background()
@@ -111,7 +115,9 @@ func TestCompareContainerd(t *testing.T) {
 	for r := 0; r < rounds; r++ {
 		for _, s := range subjects { // A B A B
 			out := filepath.Join(dir, fmt.Sprintf("%s-%d", s.name, r))
+			stop := s.profiles.start(t, fmt.Sprintf("critest-%d", r))
 			runCritestBenchmark(t, critest, s, params, out)
+			stop()
 			s.execSync(t, samples)
 		}
 	}
@@ -164,6 +170,7 @@ type subject struct {
 	samples           map[string][]time.Duration // operation → durations
 	pss               map[string]float64         // PID mode → kB per pod
 	relistRes         relistResult
+	profiles          *profiler // nil unless BENCH_PROFILE asks for our daemon's profiles
 }
 
 func envInt(t *testing.T, name string, def int) int {

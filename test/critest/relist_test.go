@@ -78,6 +78,8 @@ func (s *subject) relistPeriod(t *testing.T, period time.Duration) {
 		t.Fatalf("%s: %v", s.name, err)
 	}
 	pods0 := cpuOf(perPod)
+	stop := s.profiles.start(t, fmt.Sprintf("relist-%d", len(s.relistRes.daemonCPU)))
+	defer stop()
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
