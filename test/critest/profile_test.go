@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -45,31 +46,36 @@ func profileOurs(t *testing.T, daemonDir string) *profiler {
 
 // start profiles the daemon until the returned func is called, in slices
 // of profileSlice written to <dir>/<name>-<n>.pprof (`go tool pprof`
-// merges them: `go tool pprof -top dir/relist-*.pprof`). The endpoint
-// writes a profile only when its seconds are up, so the last slice runs
-// past stop by up to one slice. A nil profiler does nothing.
+// merges them: `go tool pprof -top dir/relist-*.pprof`), and records its
+// execution trace alike in <name>-<n>.trace: the CPU profile says where
+// the daemon computes, the trace where a call waits (`go tool trace
+// -pprof=syscall x.trace` is the time blocked in each system call, an
+// fsync or a child's exit). The endpoint writes a slice only when its
+// seconds are up, so the last one runs past stop by up to one slice. A
+// nil profiler does nothing.
 func (p *profiler) start(t *testing.T, name string) (stop func()) {
 	if p == nil {
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for n := 0; ctx.Err() == nil; n++ {
-			if err := p.slice(filepath.Join(p.dir, fmt.Sprintf("%s-%d.pprof", name, n))); err != nil {
-				t.Logf("profile %s: %v", name, err)
-				return
+	var wg sync.WaitGroup
+	for kind, ext := range map[string]string{"profile": "pprof", "trace": "trace"} {
+		wg.Go(func() {
+			for n := 0; ctx.Err() == nil; n++ {
+				if err := p.slice(kind, filepath.Join(p.dir, fmt.Sprintf("%s-%d.%s", name, n, ext))); err != nil {
+					t.Logf("%s %s: %v", kind, name, err)
+					return
+				}
 			}
-		}
-	}()
-	return func() { cancel(); <-done }
+		})
+	}
+	return func() { cancel(); wg.Wait() }
 }
 
 const profileSlice = 5 * time.Second
 
-func (p *profiler) slice(path string) error {
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.addr, int(profileSlice/time.Second))
+func (p *profiler) slice(kind, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", p.addr, kind, int(profileSlice/time.Second))
 	c := http.Client{Timeout: profileSlice + 30*time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
