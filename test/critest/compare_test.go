@@ -77,7 +77,8 @@ func TestCompareContainerd(t *testing.T) {
 
 	// Ours, with the same chain as containerd's (not the built-in network, which leaves
 	// out firewall and runs portmap only for pods that map ports).
-	d := framework.NewDaemon(t, framework.Options{Binary: binary, Args: []string{
+	// Both runtimes keep their state on a tmpfs, as /run is on a node (here /tmp and /run are a disk).
+	d := framework.NewDaemon(t, framework.Options{Binary: binary, StateOnTmpfs: true, Args: []string{
 		"--registries-conf", registriesConf, "--log-level", "info", "--runtime", runc,
 		"--cni-bin-dir", strings.Join(cniBinDirs, ":"),
 	}})

@@ -54,10 +54,14 @@ func startContainerd(t testing.TB, o containerdOptions) *containerd {
 	}
 	c := &containerd{dir: dir, socket: filepath.Join(dir, "c.sock"), cniConf: filepath.Join(dir, "net.d"), log: &bytes.Buffer{}}
 	t.Cleanup(func() { c.stop(t) })
-	for _, d := range []string{c.cniConf, filepath.Join(dir, "certs.d")} {
+	for _, d := range []string{c.cniConf, filepath.Join(dir, "certs.d"), filepath.Join(dir, "state")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Its state on a tmpfs, as /run is on a node (stop unmounts it).
+	if err := syscall.Mount("tmpfs", filepath.Join(dir, "state"), "tmpfs", 0, "mode=0711"); err != nil {
+		t.Fatalf("tmpfs for containerd's state: %v", err)
 	}
 	for _, host := range o.redirect {
 		hosts := fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  skip_verify = true\n",
