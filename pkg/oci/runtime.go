@@ -99,10 +99,10 @@ type CreateOptions struct {
 	// "runc restore" from them instead of "runc create", and the
 	// container is running when Create returns.
 	RestoreFrom string
-	// PlaceMonitor, when set, moves conmon (by PID) into a cgroup of the
-	// caller's choosing before conmon does anything: what it starts (runc,
-	// then its own long-lived child) is born there, not in the daemon's
-	// cgroup. An error fails the create.
+	// PlaceMonitor, when set, moves the long-lived conmon (by PID) into a
+	// cgroup of the caller's choosing, while conmon runs "runc create":
+	// the monitor lives there, and the container's processes are runc's
+	// to place. An error fails the create.
 	PlaceMonitor func(pid int) error
 }
 
@@ -192,15 +192,9 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, retErr 
 	if err != nil {
 		return 0, fmt.Errorf("start conmon: %w", err)
 	}
-	if o.PlaceMonitor != nil {
-		if err := o.PlaceMonitor(cmd.Process.Pid); err != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			return 0, fmt.Errorf("place conmon in its cgroup: %w", err)
-		}
-	}
-	// conmon reads the start pipe, then forks: the parent exits and the
-	// child carries on, reparented away from us.
+	// conmon reads the start pipe, then forks: the parent writes the
+	// child's PID to conmon.pid and exits, and the child, which lives on,
+	// runs "runc create".
 	if _, err := startW.Write([]byte{0}); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -210,6 +204,31 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, retErr 
 	if err := cmd.Wait(); err != nil {
 		msg, _ := os.ReadFile(filepath.Join(bundle, "conmon.out"))
 		return 0, fmt.Errorf("conmon: %w: %s", err, strings.TrimSpace(string(msg)))
+	}
+	// The monitor goes into its cgroup while "runc create" runs, not
+	// before: moving a process waits for an RCU grace period (5 to 15 ms),
+	// and runc's move of the container's init waits for one too. Side by
+	// side they share the wait; one after the other StartContainer paid
+	// both. Only "runc create" itself, which is gone when Create returns,
+	// runs outside the monitor's cgroup.
+	placed := make(chan error, 1)
+	if o.PlaceMonitor != nil {
+		monitor, err := readPidFile(filepath.Join(bundle, "conmon.pid"))
+		if err != nil {
+			return 0, fmt.Errorf("conmon: %w", err)
+		}
+		go func() {
+			err := errors.New("placing conmon in its cgroup panicked")
+			defer func() { placed <- err }()
+			defer safego.Recover(r.log, "place conmon in its cgroup")
+			err = o.PlaceMonitor(monitor)
+		}()
+		defer func() {
+			if err := <-placed; err != nil && retErr == nil {
+				_ = syscall.Kill(monitor, syscall.SIGKILL)
+				retErr = fmt.Errorf("place conmon in its cgroup: %w", err)
+			}
+		}()
 	}
 	pid, err = readSync(ctx, syncR)
 	if err != nil {
@@ -395,4 +414,17 @@ func requestMisfit(msg string) bool {
 		}
 	}
 	return false
+}
+
+// readPidFile reads a process ID written by conmon or runc.
+func readPidFile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("%s: not a process ID: %q", path, b)
+	}
+	return pid, nil
 }

@@ -122,6 +122,9 @@ func TestCompareContainerd(t *testing.T) {
 			s.execSync(t, samples)
 		}
 	}
+	// The CNI chain alone, on our daemon's configuration (the same as containerd's but for
+	// its bridge and subnet), as many times as each runtime ran a pod.
+	floorAdd, floorDel := cniFloor(t, filepath.Join(d.CNIConf, "10-bench.conflist"), cniBinDirs, rounds*samples)
 	for _, mode := range []runtimeapi.NamespaceMode{runtimeapi.NamespaceMode_CONTAINER, runtimeapi.NamespaceMode_POD} {
 		for _, s := range subjects {
 			s.perPodMemory(t, mode, 10)
@@ -147,7 +150,7 @@ func TestCompareContainerd(t *testing.T) {
 		}
 	}
 
-	table := compareTable(subjects[0], subjects[1], rounds, samples)
+	table := compareTable(subjects[0], subjects[1], rounds, samples) + floorTable(subjects[0], subjects[1], floorAdd, floorDel)
 	if relistPods > 0 {
 		table += relistTable(subjects[0], subjects[1], relistPods, relistFor, rounds)
 	}

@@ -7,6 +7,7 @@ package e2e
 // its predecessor made.
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -153,4 +154,68 @@ func checkNothingLeft(t *testing.T, d *framework.Daemon) {
 			t.Errorf("mount left in the store: %v", m)
 		}
 	}
+}
+
+// TestMonitorInPodCgroup: a container's monitor (conmon, the container's
+// parent) lives in its pod's cgroup, in the monitors' leaf, in every
+// hierarchy the daemon places it in, and never in the daemon's own: a
+// restart of the daemon's service must not take it along. It is placed
+// while "runc create" runs (pkg/oci, Create).
+func TestMonitorInPodCgroup(t *testing.T) {
+	t.Parallel()
+	d, _ := startCtrDaemon(t)
+	pod, podCfg := ctrPod(t, d, "monitor")
+	for _, name := range []string{"a", "b"} { // the leaf exists for the second
+		ctr := runCtr(t, d, pod, podCfg, shCfg(name, "exec sleep 600"))
+		monitor := parentOf(t, runningPid(t, d, ctr))
+		if comm := strings.TrimSpace(readFile(t, "/proc/"+strconv.Itoa(monitor)+"/comm")); comm != "conmon" {
+			t.Fatalf("%s's parent %d is %q; want conmon", name, monitor, comm)
+		}
+		own := cgroupOf(t, d.Pid(), "memory")
+		got := cgroupOf(t, monitor, "memory")
+		if !strings.HasSuffix(got, "/crirt-conmon") || got == own {
+			t.Errorf("%s's conmon is in memory cgroup %q (the daemon's: %q); want the pod's crirt-conmon leaf", name, got, own)
+		}
+	}
+}
+
+// parentOf is pid's parent process.
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	stat := readFile(t, "/proc/"+strconv.Itoa(pid)+"/stat")
+	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatalf("/proc/%d/stat: %q", pid, stat)
+	}
+	return ppid
+}
+
+// cgroupOf is pid's cgroup in the v1 hierarchy of controller, or its v2
+// cgroup.
+func cgroupOf(t *testing.T, pid int, controller string) string {
+	t.Helper()
+	var unified string
+	for _, l := range strings.Split(readFile(t, "/proc/"+strconv.Itoa(pid)+"/cgroup"), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		if slices.Contains(strings.Split(f[1], ","), controller) {
+			return f[2]
+		}
+		if f[0] == "0" {
+			unified = f[2]
+		}
+	}
+	return unified
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
