@@ -73,9 +73,9 @@ func floorTable(ours, theirs *subject, add, del []time.Duration) string {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	line := func(op, floorName string, floor time.Duration) string {
 		o, c := p50(ours.samples[op]), p50(theirs.samples[op])
-		return fmt.Sprintf("| %s | %s %.1f | %.1f (+%.1f) | %.1f (+%.1f) | %.2f |\n", op, floorName, ms(floor),
+		return fmt.Sprintf("| %s | %s %.1f | %.1f (%+.1f) | %.1f (%+.1f) | %.2f |\n", op, floorName, ms(floor),
 			ms(o), ms(o-floor), ms(c), ms(c-floor), float64(o)/float64(floor))
 	}
-	return "\n| pod call | CNI floor ms (chain alone) | ours ms (+ over floor) | containerd ms (+ over floor) | ours / floor |\n|---|---|---|---|---|\n" +
+	return "\n| pod call | CNI floor ms (chain alone) | ours ms (over floor) | containerd ms (over floor) | ours / floor |\n|---|---|---|---|---|\n" +
 		line("RunPodSandbox", "ADD", p50(add)) + line("StopPodSandbox", "DEL", p50(del))
 }
