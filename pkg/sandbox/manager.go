@@ -322,6 +322,23 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 
 	crashpoint.Hit("pod-run:namespaces")
 
+	// The network is set up while the rest of the pod is made: CNI ADD
+	// needs only the network namespace, and it is most of RunPodSandbox
+	// (the plugins' processes, their iptables); the cgroup, the init, the
+	// files and /dev/shm are made meanwhile. Whatever fails, the ADD is
+	// waited for and, when it attached the pod, undone.
+	attach := m.attachSoon(ctx, sb)
+	if attach != nil {
+		pod := m.cniPod(sb)
+		undo.Push("detach the network", func(ctx context.Context) error {
+			att, err := attach()
+			if err != nil {
+				return nil // Attach undid its own half-done work
+			}
+			return m.opts.Network.Detach(ctx, pod, att)
+		})
+	}
+
 	// The cgroup parent. What will be created is recorded first, so that a
 	// crash while creating it still leaves a record of what to remove.
 	if m.opts.CgroupDriver.MakesPodCgroups() {
@@ -388,13 +405,12 @@ func (m *Manager) create(ctx context.Context, cfg Config) (_ *Sandbox, retErr er
 	crashpoint.Hit("pod-run:files")
 
 	// Networking.
-	if !cfg.HostNetwork {
-		att, err := m.opts.Network.Attach(ctx, m.cniPod(sb))
+	if attach != nil {
+		att, err := attach()
 		if err != nil {
 			return nil, fmt.Errorf("set up network of pod %s: %w", id, err)
 		}
 		sb.Network = att
-		undo.Push("detach the network", func(ctx context.Context) error { return m.opts.Network.Detach(ctx, m.cniPod(sb), att) })
 		crashpoint.Hit("pod-run:network")
 	}
 	hosts := hostsContent(hostname, sb.IPs())
@@ -445,16 +461,6 @@ func (m *Manager) hostname(cfg Config) string {
 	}
 	h, _ := os.Hostname()
 	return h
-}
-
-func (m *Manager) cniPod(sb *Sandbox) cni.Pod {
-	md := sb.Config.Metadata
-	pod := cni.Pod{ID: sb.ID, Name: md.Name, Namespace: md.Namespace, UID: md.UID, NetNS: sb.NetNSPath(), PortMappings: sb.Config.PortMappings}
-	pod.Bandwidth, _ = bandwidth(sb.Config.Annotations) // validated by Run
-	if dns := sb.Config.DNS; dns != nil {
-		pod.DNS = &cni.DNS{Servers: dns.Servers, Searches: dns.Searches, Options: dns.Options}
-	}
-	return pod
 }
 
 func (m *Manager) unpinAll(sb *Sandbox) error {

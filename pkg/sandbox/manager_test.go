@@ -310,3 +310,36 @@ func TestStartUpUndoesAnInterruptedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The network is attached while the rest of the pod is made: a step that
+// fails meanwhile (here the init of a shared PID namespace, with no pause
+// binary configured) waits for the ADD, then detaches what it attached;
+// nothing is left, and nothing is detached that was never attached.
+func TestRunFailingBesideTheNetworkDetachesIt(t *testing.T) {
+	root, state := t.TempDir(), t.TempDir()
+	gate := make(chan struct{})
+	net := &fakeNetwork{attached: map[string]bool{}, gate: gate}
+	m := newTestManager(t, root, state, net)
+	cfg := podConfig("a")
+	cfg.PIDMode = PIDPod
+	done := make(chan error, 1)
+	go func() { _, err := m.Run(context.Background(), cfg); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v while its CNI ADD was still running", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(gate)
+	if err := <-done; !errors.Is(err, errNoPauseBinary) {
+		t.Fatalf("Run = %v; want %v", err, errNoPauseBinary)
+	}
+	net.mu.Lock()
+	left := len(net.attached)
+	net.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d pods still attached after the failed Run", left)
+	}
+	if n := mountsUnder(t, state); n != 0 {
+		t.Errorf("%d mounts left after a failed Run", n)
+	}
+}
