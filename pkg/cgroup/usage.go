@@ -354,23 +354,11 @@ func memoryEvents(m cgroups.Manager, out *MemoryStats) {
 	out.OOMKills = flatKeyed(filepath.Join(m.Path("memory"), "memory.oom_control"))["oom_kill"]
 }
 
-// flatKeyed parses a cgroup "key value" file; a missing file is empty.
+// flatKeyed parses a cgroup "key value" file; a missing file is empty, a
+// line that does not parse ends it.
 func flatKeyed(path string) map[string]uint64 {
 	out := map[string]uint64{}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return out
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
-			out[k] = n
-		}
-	}
+	_ = readKeyed(filepath.Dir(path), filepath.Base(path), out)
 	return out
 }
 
