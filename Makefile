@@ -151,7 +151,7 @@ $(CONTAINERD_SHIM): hack/bench/go.mod hack/bench/go.sum
 # holds /tmp/e2e.lock for the whole run: do not wrap it in flock yourself.
 # BENCH_ROUNDS, BENCH_SAMPLES, BENCH_OUT (a file for the table), RELIST_PODS
 # (0: no relist load), RELIST_SECONDS and BENCH_PROFILE (a directory for our
-# daemon's CPU profiles) tune it.
+# daemon's CPU profiles and execution traces) tune it.
 bench-compare: build tools containerd
 	$(GO) test -tags "$(TAGS)" -c -o bin/critest-compare.test ./test/critest/
 	cd test/critest && flock /tmp/e2e.lock env CRI_RUNTIME_BINARY=$(abspath $(BIN)) CRITEST_BINARY=$(abspath $(CRITEST)) \

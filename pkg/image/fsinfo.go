@@ -29,10 +29,9 @@ func DirUsage(dir string) (Usage, error) {
 	if err != nil {
 		return u, err
 	}
-	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
+	u.Mountpoint, err = mountpointOf(dir)
+	if errors.Is(err, fs.ErrNotExist) {
 		u.Mountpoint, err = mountpointOf(filepath.Dir(dir))
-	} else {
-		u.Mountpoint, err = mountpointOf(dir)
 	}
 	return u, err
 }

@@ -135,10 +135,8 @@ func (r *Runtime) killExec(pidFile string, c *exec.Cmd) {
 	killed := map[int]uint64{} // PID → its start time, to tell it from a reuse
 	for round := 0; round < 5; round++ {
 		roots := []int{c.Process.Pid}
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-				roots = append(roots, pid)
-			}
+		if pid, err := readPidFile(pidFile); err == nil {
+			roots = append(roots, pid)
 		}
 		found := false
 		for _, root := range roots {

@@ -27,8 +27,8 @@ import (
 // the same runc, CNI plugins and chain (on a bridge and subnet each) and images served from
 // one test registry. Speed is reported, never asserted.
 //
-// BENCH_PROFILE names a directory for our daemon's CPU profiles (pprof), one per critest
-// round and per relist period (profile.go).
+// BENCH_PROFILE names a directory for our daemon's CPU profiles and execution traces, in
+// slices, during each critest round and relist period (profile_test.go).
 //
 // BENCH_ROUNDS (2) rounds of BENCH_SAMPLES (30) samples per operation each; BENCH_OUT names
 // a file the table is also written to. Then the relist load (relist_test.go): RELIST_PODS
@@ -82,7 +82,7 @@ func TestCompareContainerd(t *testing.T) {
 		"--registries-conf", registriesConf, "--log-level", "info", "--runtime", runc,
 		"--cni-bin-dir", strings.Join(cniBinDirs, ":"),
 	}})
-	writeConflist(t, d.CNIConf, "crirt-bench", "crirtb0", "10.79.0.0/16", filepath.Join(d.Dir, "ipam"))
+	ourConflist := writeConflist(t, d.CNIConf, "crirt-bench", "crirtb0", "10.79.0.0/16", filepath.Join(d.Dir, "ipam"))
 	profiles := profileOurs(t, d.Dir)
 	if err := d.Start(); err != nil {
 		t.Fatalf("start daemon: %v\n%s", err, d.Logs())
@@ -124,7 +124,7 @@ func TestCompareContainerd(t *testing.T) {
 	}
 	// The CNI chain alone, on our daemon's configuration (the same as containerd's but for
 	// its bridge and subnet), as many times as each runtime ran a pod.
-	floorAdd, floorDel := cniFloor(t, filepath.Join(d.CNIConf, "10-bench.conflist"), cniBinDirs, rounds*samples)
+	floorAdd, floorDel := cniFloor(t, ourConflist, cniBinDirs, rounds*samples)
 	for _, mode := range []runtimeapi.NamespaceMode{runtimeapi.NamespaceMode_CONTAINER, runtimeapi.NamespaceMode_POD} {
 		for _, s := range subjects {
 			s.perPodMemory(t, mode, 10)
@@ -191,7 +191,7 @@ func envInt(t *testing.T, name string, def int) int {
 
 // writeConflist writes the usual node network (bridge with host-local addresses and
 // masquerading, portmap, firewall) to confDir, on a bridge and subnet of the runtime's own.
-func writeConflist(t *testing.T, confDir, name, bridge, subnet, dataDir string) {
+func writeConflist(t *testing.T, confDir, name, bridge, subnet, dataDir string) (path string) {
 	t.Helper()
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
@@ -217,9 +217,11 @@ func writeConflist(t *testing.T, confDir, name, bridge, subnet, dataDir string) 
 	if err := os.MkdirAll(confDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(confDir, "10-bench.conflist"), b, 0o644); err != nil {
+	path = filepath.Join(confDir, "10-bench.conflist")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return path
 }
 
 // writeBenchParams writes critest's benchmarking parameters: n samples of the pod, container
